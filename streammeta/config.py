@@ -1,0 +1,340 @@
+"""One frozen, validated configuration: defaults < TOML file < environment < flags.
+
+This is the only module that reads the environment. A field is set from the environment by
+``STREAMMETA_<SECTION>__<FIELD>`` (``STREAMMETA_LEARNER__META_LR=0.003``); ``STREAMMETA_CONFIG``
+names the TOML file read when no path is given. Flags arrive as dotted keys; ``None`` (an unset
+flag) is skipped. Strings are converted to the field's type. Every problem is collected and raised
+as one :class:`ConfigError` that names the key, the value, where it came from and the fix.
+
+>>> cfg = load_config(env={}, overrides={"learner.meta_lr": "0.003", "learner.hidden": "64,64"})
+>>> cfg.learner.meta_lr, cfg.learner.hidden, cfg.stream.name
+(0.003, (64, 64), 'sinusoid')
+>>> try:
+...     load_config(env={}, overrides={"learner.optimizer": "adam"})
+... except ConfigError as exc:
+...     print(exc)
+learner.optimizer = 'adam' (from flag learner.optimizer): must be one of 'metasgd', 'lopt', 'sgd'
+"""
+
+import dataclasses
+import difflib
+import math
+import operator
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from streammeta.bench.streams import STREAMS
+from streammeta.errors import StreamMetaError
+
+__all__ = [
+    "ENV_IGNORED",
+    "ENV_PREFIX",
+    "STREAMS",
+    "Config",
+    "ConfigError",
+    "DemoConfig",
+    "LearnerConfig",
+    "MetricsConfig",
+    "StreamConfig",
+    "describe_fields",
+    "load_config",
+    "to_dict",
+]
+
+ENV_PREFIX = "STREAMMETA_"
+#: ``STREAMMETA_*`` variables that are not fields: ``STREAMMETA_CONFIG`` is the TOML file path.
+ENV_IGNORED = frozenset({"STREAMMETA_CONFIG"})
+#: Stream generators ``stream.name`` may pick; grows as streams are added.
+
+_BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
+_BOOLS.update(dict.fromkeys(("false", "0", "no", "off"), False))
+_BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "le": ("<=", operator.le)}
+_INTS = tuple[int, ...]
+_KINDS: dict[Any, tuple[str, str]] = {  # type -> (type text, what a valid value is)
+    bool: ("bool", "true or false (or 1/0, yes/no)"),
+    int: ("int", "an integer"),
+    float: ("float", "a number"),
+    str: ("str", "a string"),
+    _INTS: ("list[int]", "a list of integers"),
+}
+_Rule = tuple[tuple[str, ...], Callable[[Mapping[str, Any]], bool], str]
+_Raw = dict[str, tuple[object, str]]  # field -> (value as given, where it came from)
+
+
+class ConfigError(StreamMetaError, ValueError):
+    """Invalid configuration; ``problems`` holds every problem found, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        head = "" if len(problems) == 1 else f"{len(problems)} configuration problems:\n- "
+        super().__init__(head + "\n- ".join(problems))
+
+
+def _f(default: object, help: str, *, choices: tuple[str, ...] = (), **bounds: float) -> Any:
+    """A field with its help text and checks: ``choices`` and bounds ``gt``, ``ge``, ``le``."""
+    return field(default=default, metadata={"help": help, "choices": choices, **bounds})
+
+
+class _Section:
+    """Shared by the sections: converts every field to its type and checks it on construction."""
+
+    __slots__ = ()
+    SECTION: ClassVar[str]
+    RULES: ClassVar[tuple[_Rule, ...]] = ()  # cross-field checks: (fields, ok(values), fix)
+
+    def __post_init__(self) -> None:
+        cls: Any = type(self)
+        values, problems = _check(
+            cls, {f.name: (getattr(self, f.name), "argument") for f in fields(cls)}
+        )
+        if problems:
+            raise ConfigError(problems)
+        for name, value in values.items():  # normalized, e.g. a list becomes a tuple
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerConfig(_Section):
+    """The meta-learner: model, meta-learning algorithm, learned optimizer, task buffer."""
+
+    SECTION: ClassVar[str] = "learner"
+    RULES: ClassVar[tuple[_Rule, ...]] = (
+        (
+            ("algorithm", "task"),
+            lambda v: v["algorithm"] != "protonet" or v["task"] == "classification",
+            "algorithm 'protonet' needs task 'classification'",
+        ),
+        (
+            ("task", "n_classes"),
+            lambda v: v["n_classes"] >= 2 if v["task"] == "classification" else v["n_classes"] == 0,
+            "n_classes must be >= 2 for task 'classification' and 0 for task 'regression'",
+        ),
+    )
+
+    task: Literal["regression", "classification"] = _f("regression", "what the model predicts")
+    algorithm: Literal["maml", "fomaml", "reptile", "ftml", "protonet"] = _f(
+        "maml", "meta-learning algorithm for the initialization"
+    )
+    optimizer: Literal["metasgd", "lopt", "sgd"] = _f(
+        "metasgd", "inner optimizer: Meta-SGD per-parameter LRs, learned optimizer net, plain SGD"
+    )
+    hidden: tuple[int, ...] = _f((40, 40), "MLP hidden layer widths", ge=1)
+    layer_norm: bool = _f(False, "layer norm after each hidden layer")
+    n_features: int = _f(1, "input features per record", ge=1)
+    n_classes: int = _f(0, "number of classes (0 for regression)", ge=0)
+    inner_lr: float = _f(0.01, "initial inner-loop step size", gt=0)
+    meta_lr: float = _f(0.001, "learning rate of the meta-update", gt=0)
+    meta_batch: int = _f(16, "tasks per meta-update", ge=1)
+    inner_steps: int = _f(2, "inner steps unrolled in meta-training", ge=1)
+    support_size: int = _f(
+        10, "records per inner step in meta-training episodes (match the micro-batch)", ge=1
+    )
+    meta_every: int = _f(
+        10, "labelled records between meta-updates (at most one per micro-batch)", ge=1
+    )
+    buffer_recent: int = _f(32, "most recent tasks kept in the task buffer", ge=1)
+    buffer_reservoir: int = _f(1024, "older tasks kept for replay (reservoir sample)", ge=0)
+    task_max_records: int = _f(200, "records kept per task in the buffer", ge=2)
+    device: Literal["auto", "cpu", "cuda"] = _f(
+        "auto", "torch device; auto picks CUDA when present"
+    )
+    seed: int = _f(0, "random seed of the learner")
+    baseline: Literal["none", "online_sgd", "reset_sgd", "finetune"] = _f(
+        "online_sgd", "shadow baseline run beside the meta-learner"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig(_Section):
+    """The simulated drifting stream used by ``demo``, ``simulate`` and ``bench``."""
+
+    SECTION: ClassVar[str] = "stream"
+    name: str = _f("sinusoid", "stream generator", choices=STREAMS)
+    task_length: int = _f(100, "records between task switches", ge=1)
+    batch_size: int = _f(10, "records per micro-batch", ge=1)
+    records: int = _f(200_000, "records to generate", ge=1)
+    seed: int = _f(0, "random seed of the stream")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig(_Section):
+    """The ``demo`` command."""
+
+    SECTION: ClassVar[str] = "demo"
+    duration: float = _f(30.0, "seconds the demo runs", gt=0)
+    records: int = _f(0, "records to process (0 = bounded by duration only)", ge=0)
+    out: str = _f("demo-out", "directory the report is written to")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig(_Section):
+    """The HTTP endpoint serving /metrics, /healthz and /readyz."""
+
+    SECTION: ClassVar[str] = "metrics"
+    port: int = _f(0, "HTTP port for metrics and health (0 = disabled)", ge=0, le=65535)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration: one frozen section per TOML table."""
+
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+_SECTIONS: dict[str, Any] = {
+    c.SECTION: c for c in (LearnerConfig, StreamConfig, DemoConfig, MetricsConfig)
+}
+
+
+def _choices(f: dataclasses.Field[Any]) -> tuple[str, ...]:
+    return get_args(f.type) if get_origin(f.type) is Literal else f.metadata["choices"]
+
+
+def _bounds(f: dataclasses.Field[Any]) -> str:
+    return " and ".join(
+        f"{sym} {f.metadata[k]}" for k, (sym, _) in _BOUNDS.items() if k in f.metadata
+    )
+
+
+def _expect(f: dataclasses.Field[Any]) -> str:
+    """What a valid value of ``f`` looks like, for error messages."""
+    if choices := _choices(f):
+        return "one of " + ", ".join(map(repr, choices))
+    return f"{_KINDS[f.type][1]} {_bounds(f)}".strip()
+
+
+def _scalar(kind: Any, value: object) -> Any:
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        return _BOOLS[text.lower()] if kind is bool else kind(text)
+    if kind is float and type(value) is int:
+        return float(value)
+    if type(value) is not kind:
+        raise TypeError(value)
+    return value
+
+
+def _convert(f: dataclasses.Field[Any], value: object) -> Any:
+    """``value`` converted to the type of ``f``; raises if it cannot be or fails a check."""
+    if f.type == _INTS:
+        items = (value.split(",") if value.strip() else []) if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise TypeError(value)
+        out: Any = tuple(_scalar(int, item) for item in items)
+    else:
+        out = _scalar(str if get_origin(f.type) is Literal else f.type, value)
+    choices = _choices(f)
+    for x in out if isinstance(out, tuple) else (out,):
+        if any(k in f.metadata and not ok(x, f.metadata[k]) for k, (_, ok) in _BOUNDS.items()):
+            raise ValueError(value)
+        if (choices and x not in choices) or (type(x) is float and not math.isfinite(x)):
+            raise ValueError(value)
+    return out
+
+
+def _check(cls: Any, raw: _Raw) -> tuple[dict[str, Any], list[str]]:
+    """One section's values converted from ``raw`` (defaults filled in), and every problem."""
+    given = {f.name: raw.get(f.name, (f.default, "default")) for f in fields(cls)}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in fields(cls):
+        value, source = given[f.name]
+        try:
+            values[f.name] = _convert(f, value)
+        except (TypeError, ValueError, KeyError):
+            problems.append(f"{cls.SECTION}.{f.name} = {value!r} ({source}): must be {_expect(f)}")
+    for names, ok, fix in cls.RULES:
+        if all(n in values for n in names) and not ok(values):
+            where = [f"{cls.SECTION}.{n} = {given[n][0]!r} ({given[n][1]})" for n in names]
+            problems.append(f"{' with '.join(where)}: {fix}")
+    return values, problems
+
+
+def describe_fields() -> list[tuple[str, str, object, str]]:
+    """``(dotted key, type text, default, help)`` of every field, for CLI help and docs.
+
+    >>> describe_fields()[3]
+    ('learner.hidden', 'list[int] >= 1', (40, 40), 'MLP hidden layer widths')
+    """
+    out: list[tuple[str, str, object, str]] = []
+    for sec, cls in _SECTIONS.items():
+        for f in fields(cls):
+            kind = "|".join(_choices(f)) or _KINDS[f.type][0]
+            out.append(
+                (f"{sec}.{f.name}", f"{kind} {_bounds(f)}".strip(), f.default, f.metadata["help"])
+            )
+    return out
+
+
+_KEYS = [key for key, *_ in describe_fields()]
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """Build the config from defaults, a TOML file, ``STREAMMETA_*`` variables and flag overrides.
+
+    ``env=None`` reads ``os.environ``; ``path=None`` falls back to ``$STREAMMETA_CONFIG``.
+    Raises :class:`ConfigError` listing every problem found.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, _Raw] = {sec: {} for sec in _SECTIONS}
+    problems: list[str] = []
+
+    def put(dotted: str, value: object, source: str, var: str = "") -> None:
+        """Store ``value`` under ``dotted``, or report the unknown key and the closest valid one."""
+        sec, _, key = dotted.partition(".")
+        if dotted in _KEYS:
+            raw[sec][key] = (value, source)
+            return
+        close = [_env_name(k) if var else k for k in difflib.get_close_matches(dotted, _KEYS, 1)]
+        fix = f"did you mean {close[0]!r}?" if close else f"sections are {', '.join(_SECTIONS)}"
+        problems.append(f"{var or dotted} = {value!r} ({source}): unknown key; {fix}")
+
+    origin = "argument" if path is not None else "from STREAMMETA_CONFIG"
+    path = env.get("STREAMMETA_CONFIG") or None if path is None else os.fspath(path)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else f"not valid TOML: {exc}"
+            problems.append(f"config file {path!r} ({origin}): {why}; fix the path or the file")
+            data = {}
+        for sec, table in data.items():
+            for key, value in table.items() if isinstance(table, dict) else [("", table)]:
+                put(f"{sec}.{key}".rstrip("."), value, f"from {path}")
+    for name, value in sorted(env.items()):
+        if name.startswith(ENV_PREFIX) and name not in ENV_IGNORED:
+            dotted = name.removeprefix(ENV_PREFIX).lower().replace("__", ".", 1)
+            put(dotted, value, f"from {name}", var=name)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            put(dotted, value, f"from flag {dotted}")
+    checked = {sec: _check(cls, raw[sec]) for sec, cls in _SECTIONS.items()}
+    problems += [problem for _, errors in checked.values() for problem in errors]
+    if problems:
+        raise ConfigError(problems)
+    return Config(**{sec: _SECTIONS[sec](**values) for sec, (values, _) in checked.items()})
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The config as plain TOML-like tables (tuples become lists), for reports and snapshots."""
+    tables = dataclasses.asdict(config)
+    return {
+        s: {k: list(v) if isinstance(v, tuple) else v for k, v in t.items()}
+        for s, t in tables.items()
+    }

@@ -1,0 +1,2 @@
+class StreamMetaError(Exception):
+    """Root of every error streammeta raises."""

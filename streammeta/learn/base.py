@@ -1,0 +1,80 @@
+"""The one small base class every learner implements (river style: mutators return ``None``,
+results are read from properties)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Learner", "resolve_device"]
+
+
+class Learner(ABC):
+    """A prequential learner on micro-batches.
+
+    ``update(x, y)`` first predicts the batch with the current fast weights (readable afterwards
+    from ``prediction``, ``output`` and ``loss``), then learns from its labelled records.
+    ``begin_task()`` is called at a task boundary, before the first batch of the new task.
+    """
+
+    name: str = "learner"
+
+    @abstractmethod
+    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+        """Predict ``x``, then learn from the records where ``labelled`` (default: all when
+        ``y`` is given, none otherwise)."""
+
+    @abstractmethod
+    def begin_task(self) -> None:
+        """A boundary: the next record opens a new task."""
+
+    @property
+    @abstractmethod
+    def output(self) -> Tensor:
+        """Raw model output of the last batch (``[batch, n_out]``), detached."""
+
+    @property
+    @abstractmethod
+    def loss(self) -> Tensor:
+        """Per-record loss of the last batch, NaN where unlabelled."""
+
+    @property
+    def prediction(self) -> Tensor:
+        """``y_hat`` of the last batch."""
+        return self.head_predict(self.output)
+
+    def head_predict(self, out: Tensor) -> Tensor:
+        return out.squeeze(-1)
+
+    @property
+    def model_version(self) -> int:
+        """Meta-updates so far (0 for learners that do not meta-learn)."""
+        return 0
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this learner is now."""
+
+    @abstractmethod
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a ``snapshot()``."""
+
+    def describe(self) -> dict[str, float]:
+        """Live figures for status and metrics (learned learning rates, meta-loss, ...)."""
+        return {}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda': no CUDA device is visible; use 'auto' or 'cpu'")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: must be one of 'auto', 'cpu', 'cuda'")
+    return torch.device(device)

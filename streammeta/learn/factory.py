@@ -1,0 +1,73 @@
+"""Build learners from the validated config (``[learner]``).
+
+>>> from streammeta.config import load_config
+>>> cfg = load_config(env={}).learner
+>>> build_learner(cfg).name, build_baseline("reset_sgd", cfg).name
+('maml+metasgd', 'reset_sgd')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from streammeta.config import LearnerConfig
+from streammeta.learn.base import Learner
+from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
+from streammeta.learn.learner import MetaLearner
+from streammeta.learn.model import MLP, Classification, FunctionalModel, Head, Regression
+from streammeta.learn.protonet import ProtoNetLearner
+
+__all__ = ["build_baseline", "build_learner", "build_model"]
+
+
+def build_model(cfg: LearnerConfig) -> FunctionalModel:
+    head: Head = Regression() if cfg.task == "regression" else Classification(cfg.n_classes)
+    return FunctionalModel(MLP(cfg.n_features, head.n_out, cfg.hidden, cfg.layer_norm), head)
+
+
+def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
+    """The meta-learner the config describes; ``overrides`` replace config fields (variants)."""
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
+    common = dict(
+        meta_lr=cfg.meta_lr,
+        meta_batch=cfg.meta_batch,
+        inner_steps=cfg.inner_steps,
+        support_size=cfg.support_size,
+        meta_every=cfg.meta_every,
+        buffer_recent=cfg.buffer_recent,
+        buffer_reservoir=cfg.buffer_reservoir,
+        task_max_records=cfg.task_max_records,
+        device=cfg.device,
+        seed=cfg.seed,
+    )
+    if cfg.algorithm == "protonet":
+        return ProtoNetLearner(
+            n_features=cfg.n_features,
+            n_classes=cfg.n_classes,
+            hidden=cfg.hidden,
+            layer_norm=cfg.layer_norm,
+            **common,  # type: ignore[arg-type]
+        )
+    return MetaLearner(
+        build_model(cfg),
+        algorithm=cfg.algorithm,
+        optimizer=cfg.optimizer,
+        inner_lr=cfg.inner_lr,
+        n_features=cfg.n_features,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def build_baseline(kind: str, cfg: LearnerConfig, *, pretrain_records: int = 1000) -> Learner:
+    """A baseline by name, with the same model, learning rate, device and seed."""
+    model, device = build_model(cfg), cfg.device
+    if kind == "online_sgd":
+        return OnlineSGD(model, lr=cfg.inner_lr, device=device, seed=cfg.seed)
+    if kind == "reset_sgd":
+        return ResetSGD(model, lr=cfg.inner_lr, device=device, seed=cfg.seed)
+    if kind == "finetune":
+        return FineTune(
+            model, lr=cfg.inner_lr, pretrain_records=pretrain_records, device=device, seed=cfg.seed
+        )
+    raise ValueError(f"baseline {kind!r}: must be one of 'online_sgd', 'reset_sgd', 'finetune'")

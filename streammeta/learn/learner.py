@@ -1,0 +1,322 @@
+"""Fast-weight learners: the online meta-learner and the machinery the baselines share.
+
+>>> import torch
+>>> from streammeta.learn.model import MLP, FunctionalModel, Regression
+>>> model = FunctionalModel(MLP(1, 1, hidden=(16,)), Regression())
+>>> learner = MetaLearner(model, algorithm="maml", optimizer="metasgd", support_size=5, seed=0)
+>>> x = torch.linspace(-1, 1, 20)[:, None]
+>>> for _ in range(3):
+...     learner.update(x, 2 * x[:, 0])
+>>> learner.loss.shape, learner.model_version
+(torch.Size([20]), 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from streammeta.learn.base import Learner, resolve_device
+from streammeta.learn.buffer import TaskBuffer
+from streammeta.learn.meta import MetaModel, first_order_of
+from streammeta.learn.model import FunctionalModel, Params
+from streammeta.learn.optim import InnerOptimizer, State, make_optimizer
+
+__all__ = ["FastWeightLearner", "MetaLearner", "MetaTrainer"]
+
+
+class FastWeightLearner(Learner):
+    """Predicts with fast weights and adapts them with an inner optimizer, one step a batch.
+
+    Subclasses say where a task starts from (``_task_start``) and what else learning does
+    (``_learned``).
+    """
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        optimizer: InnerOptimizer,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        name: str = "learner",
+    ) -> None:
+        self.model = model
+        self.inner = optimizer
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.name = name
+        self.model.module.to(self.device)
+        self.inner.to(self.device)
+        self._gen = torch.Generator().manual_seed(seed)
+        self._fast: Params = self._fresh_params()
+        self._state: State = self.inner.init(self._fast)
+        self._out = torch.zeros(0, model.head.n_out, device=self.device)
+        self._loss = torch.zeros(0, device=self.device)
+
+    def _fresh_params(self) -> Params:
+        return self.model.init_params(self._gen, self.device)
+
+    def _task_start(self) -> Params:
+        """Parameters a new task starts from (default: keep the current fast weights)."""
+        return self._fast
+
+    def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
+        """Hook after the inner step, with the labelled records of the batch."""
+
+    def begin_task(self) -> None:
+        self._fast = {k: v.detach().clone() for k, v in self._task_start().items()}
+        self._state = self.inner.init(self._fast)
+
+    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+        x = x.to(self.device, non_blocking=True)
+        if y is None:
+            with torch.no_grad():
+                self._out = self.model(self._fast, x)
+            self._loss = torch.full((x.shape[0],), float("nan"), device=self.device)
+            return
+        y = y.to(self.device, non_blocking=True)
+        params = {k: v.requires_grad_(True) for k, v in self._fast.items()}
+        out = self.model(params, x)
+        losses = self.model.head.loss(out, y)
+        if labelled is None:
+            n = x.shape[0]
+            objective = losses.mean()
+        else:
+            labelled = labelled.to(self.device, non_blocking=True)
+            n = int(labelled.sum())
+            objective = (losses * labelled).sum() / max(n, 1)
+        self._out = out.detach()
+        self._loss = (
+            losses.detach()
+            if labelled is None
+            else torch.where(labelled, losses.detach(), torch.nan)
+        )
+        if n == 0:
+            return
+        names = list(params)
+        grads = torch.autograd.grad(objective, [params[k] for k in names])
+        with torch.no_grad():
+            g = dict(zip(names, grads, strict=True))
+            self._fast, self._state = self.inner.update(g, self._state, self._fast)
+        self._fast = {k: v.detach() for k, v in self._fast.items()}
+        if labelled is None:
+            self._learned(x, y, n)
+        else:
+            self._learned(x[labelled], y[labelled], n)
+
+    @property
+    def output(self) -> Tensor:
+        return self._out
+
+    @property
+    def loss(self) -> Tensor:
+        return self._loss
+
+    def head_predict(self, out: Tensor) -> Tensor:
+        return self.model.head.predict(out)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "fast": {k: v.detach().clone() for k, v in self._fast.items()},
+            "state": {k: v.detach().clone() for k, v in self._state.items()},
+            "inner": self.inner.state_dict(),
+            "gen": self._gen.get_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._fast = {k: v.to(self.device) for k, v in state["fast"].items()}
+        self._state = {k: v.to(self.device) for k, v in state["state"].items()}
+        self.inner.load_state_dict(state["inner"])
+        self._gen.set_state(state["gen"])
+
+
+class MetaTrainer:
+    """Online meta-training: keeps the task buffer and decides when a meta-update runs.
+
+    A meta-update runs after ``meta_every`` labelled records and at every task boundary, at most
+    one per micro-batch (the micro-batch is the unit of work). ``step(xs, ys) -> loss`` is the
+    learner's meta-objective on a sampled meta-batch; the trainer owns the meta-optimizer.
+    """
+
+    def __init__(
+        self,
+        parameters: list[torch.nn.Parameter],
+        buffer: TaskBuffer,
+        *,
+        meta_lr: float,
+        meta_batch: int,
+        chunks: int,
+        chunk_size: int,
+        meta_every: int,
+        recent_fraction: float,
+        max_grad_norm: float = 10.0,
+    ) -> None:
+        self.buffer = buffer
+        self.parameters = parameters
+        self.meta_batch = meta_batch
+        self.chunks = chunks
+        self.chunk_size = chunk_size
+        self.meta_every = meta_every
+        self.recent_fraction = recent_fraction
+        self.max_grad_norm = max_grad_norm
+        self.optimizer = torch.optim.Adam(parameters, lr=meta_lr)
+        self.updates = 0
+        self.last_loss = float("nan")
+        self._since = 0
+
+    def observe(self, x: Tensor, y: Tensor, n: int) -> bool:
+        """Store labelled records; ``True`` when a meta-update is due."""
+        self.buffer.append(x, y)
+        self._since += n
+        return self._since >= self.meta_every
+
+    def end_task(self) -> None:
+        self.buffer.close_task()
+        self._since = self.meta_every  # a boundary makes the next meta-update due
+
+    def sample(self) -> tuple[Tensor, Tensor] | None:
+        return self.buffer.sample(
+            self.meta_batch, self.chunks, self.chunk_size, self.recent_fraction
+        )
+
+    def apply(self, loss: Tensor, before_step: Any = None) -> None:
+        """Backpropagate ``loss``, optionally adjust gradients, clip, step, count."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        self.last_loss = float(loss.detach())
+        self._since = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "buffer": self.buffer.snapshot(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "last_loss": self.last_loss,
+            "since": self._since,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.buffer.restore(state["buffer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.last_loss = float(state["last_loss"])
+        self._since = int(state["since"])
+
+
+class MetaLearner(FastWeightLearner):
+    """The online meta-learner: fast weights restart at each boundary from a meta-learned
+    initialization and are stepped by a learned optimizer; both are meta-trained online on
+    episodes drawn from the task buffer (MAML, first-order MAML, Reptile or FTML)."""
+
+    def __init__(
+        self,
+        model: FunctionalModel,
+        *,
+        algorithm: str = "maml",
+        optimizer: str = "metasgd",
+        inner_lr: float = 0.01,
+        meta_lr: float = 0.001,
+        meta_batch: int = 16,
+        inner_steps: int = 1,
+        support_size: int = 10,
+        meta_every: int = 10,
+        buffer_recent: int = 32,
+        buffer_reservoir: int = 1024,
+        task_max_records: int = 200,
+        n_features: int = 1,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        self.algorithm = algorithm
+        self.first_order = first_order_of(algorithm)
+        self.inner_steps = inner_steps
+        gen = torch.Generator().manual_seed(seed)
+        init = model.init_params(gen)
+        inner = make_optimizer(optimizer, init, inner_lr)
+        self.meta = MetaModel(model, inner, init)
+        super().__init__(
+            model, inner, device=device, seed=seed, name=name or f"{algorithm}+{optimizer}"
+        )
+        self.meta.to(self.device)
+        buffer = TaskBuffer(
+            n_features,
+            task_max_records,
+            buffer_recent,
+            buffer_reservoir,
+            target_dtype=model.head.target_dtype,
+            device=self.device,
+            seed=seed + 1,
+        )
+        self.trainer = MetaTrainer(
+            list(self.meta.parameters()),
+            buffer,
+            meta_lr=meta_lr,
+            meta_batch=meta_batch,
+            chunks=inner_steps + 1,
+            chunk_size=support_size,
+            meta_every=meta_every,
+            # FTML follows the meta leader: every task seen so far, through the reservoir
+            recent_fraction=0.0 if algorithm == "ftml" else 0.5,
+        )
+        self.begin_task()
+
+    def _task_start(self) -> Params:
+        return self.meta.init_params()
+
+    def begin_task(self) -> None:
+        if hasattr(self, "trainer"):
+            self.trainer.end_task()
+            self.meta_update()
+        super().begin_task()
+
+    def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
+        if self.trainer.observe(x, y, n_labelled):
+            self.meta_update()
+
+    def meta_update(self) -> None:
+        """One meta-step of the initialization and the learned optimizer on a sampled meta-batch."""
+        batch = self.trainer.sample()
+        if batch is None:
+            return
+        loss, adapted = self.meta.meta_loss(
+            *batch, first_order=self.first_order, steps=self.inner_steps
+        )
+        reptile = None
+        if self.algorithm == "reptile":
+
+            def reptile() -> None:
+                self.meta.reptile_direction(adapted)
+
+        self.trainer.apply(loss, reptile)
+
+    @property
+    def model_version(self) -> int:
+        return self.trainer.updates
+
+    def describe(self) -> dict[str, float]:
+        return {
+            **self.inner.describe(),
+            "meta_loss": self.trainer.last_loss,
+            "tasks_closed": float(self.trainer.buffer.tasks_closed),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            **super().snapshot(),
+            "meta": self.meta.state_dict(),
+            "trainer": self.trainer.snapshot(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.meta.load_state_dict(state["meta"])
+        super().restore(state)
+        self.trainer.restore(state["trainer"])

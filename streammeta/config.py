@@ -40,6 +40,7 @@ __all__ = [
     "MetricsConfig",
     "StreamConfig",
     "describe_fields",
+    "env_name",
     "load_config",
     "to_dict",
 ]
@@ -275,7 +276,8 @@ def describe_fields() -> list[tuple[str, str, object, str]]:
 _KEYS = [key for key, *_ in describe_fields()]
 
 
-def _env_name(key: str) -> str:
+def env_name(key: str) -> str:
+    """The environment variable that sets a dotted config key."""
     return ENV_PREFIX + key.upper().replace(".", "__")
 
 
@@ -300,7 +302,7 @@ def load_config(
         if dotted in _KEYS:
             raw[sec][key] = (value, source)
             return
-        close = [_env_name(k) if var else k for k in difflib.get_close_matches(dotted, _KEYS, 1)]
+        close = [env_name(k) if var else k for k in difflib.get_close_matches(dotted, _KEYS, 1)]
         fix = f"did you mean {close[0]!r}?" if close else f"sections are {', '.join(_SECTIONS)}"
         problems.append(f"{var or dotted} = {value!r} ({source}): unknown key; {fix}")
 

@@ -116,7 +116,8 @@ def run_adaptation(
         jobs = {
             pool.submit(_run_one, name, stream, plan, cfg): (stream, name)
             for stream in plan.streams
-            for name in plan.learners
+            # the learned optimizer network is the slowest: start it first
+            for name in sorted(plan.learners, key=lambda n: "lopt" not in n)
         }
         for job in as_completed(jobs):
             stream, name = jobs[job]
@@ -142,5 +143,5 @@ def run_adaptation(
     from streammeta.bench.report import adaptation_plots, adaptation_table
 
     (out / "results.md").write_text(adaptation_table(results))
-    adaptation_plots(curves, plan, out)
+    adaptation_plots(curves, plan, out, default=f"{cfg.algorithm}+{cfg.optimizer}")
     return results

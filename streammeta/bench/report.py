@@ -37,7 +37,9 @@ def adaptation_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def adaptation_plots(curves: dict[str, dict[str, Any]], plan: Any, out: Path) -> list[Path]:
+def adaptation_plots(
+    curves: dict[str, dict[str, Any]], plan: Any, out: Path, default: str = "maml+metasgd"
+) -> list[Path]:
     """Per stream: mean loss against samples since the boundary, and the one-step loss of every
     task over the stream (how online meta-learning improves adaptation)."""
     import matplotlib
@@ -50,11 +52,12 @@ def adaptation_plots(curves: dict[str, dict[str, Any]], plan: Any, out: Path) ->
         fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
         for name, c in by_learner.items():
             style = "-" if "+" in name else "--"
-            a.plot(np.arange(1, len(c["curve"]) + 1), c["curve"], style, label=name, lw=1.4)
+            lw = 2.6 if name == default else 1.2
+            a.plot(np.arange(1, len(c["curve"]) + 1), c["curve"], style, label=name, lw=lw)
             per_task = np.asarray(c["by_task"], dtype=float)
             w = max(1, len(per_task) // 50)
             smooth = np.convolve(per_task, np.ones(w) / w, mode="valid")
-            b.plot(np.arange(len(smooth)) + w, smooth, style, label=name, lw=1.2)
+            b.plot(np.arange(len(smooth)) + w, smooth, style, label=name, lw=lw)
         a.set(
             yscale="log",
             xlabel="labelled samples since the boundary",

@@ -63,23 +63,21 @@ class SinusoidStream:
         self.amplitude = amplitude
         self.phase = phase
         self.x_range = x_range
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed)  # inputs, drawn in record order
         self._pos = 0
-        self._current = 0
-        self._params = self._draw_task()
 
-    def _draw_task(self) -> tuple[float, float]:
-        return float(self._rng.uniform(*self.amplitude)), float(self._rng.uniform(*self.phase))
+    def task_params(self, task: int) -> tuple[float, float]:
+        """Amplitude and phase of task ``task``: a function of the seed and the task alone, so
+        the records do not depend on how the stream is read."""
+        rng = np.random.default_rng((self.seed, task))
+        return float(rng.uniform(*self.amplitude)), float(rng.uniform(*self.phase))
 
     def take(self, n: int) -> StreamChunk:
         """The next ``n`` records."""
         task = (self._pos + np.arange(n)) // self.task_length
-        amp = np.empty(n, dtype=np.float32)
-        pha = np.empty(n, dtype=np.float32)
-        for t in np.unique(task).tolist():
-            if t != self._current:
-                self._current, self._params = t, self._draw_task()
-            amp[task == t], pha[task == t] = self._params
+        params = np.array([self.task_params(t) for t in np.unique(task).tolist()]).reshape(-1, 2)
+        which = task - (task[0] if n else 0)
+        amp, pha = params[which, 0], params[which, 1]
         x = self._rng.uniform(*self.x_range, size=(n, 1)).astype(np.float32)
         y = (amp * np.sin(x[:, 0] + pha)).astype(np.float32)
         self._pos += n

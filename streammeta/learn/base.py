@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Learner", "resolve_device"]
+__all__ = ["Learner", "copy_state", "resolve_device"]
 
 
 class Learner(ABC):
@@ -31,15 +31,18 @@ class Learner(ABC):
     def begin_task(self) -> None:
         """A boundary: the next record opens a new task."""
 
-    @property
-    @abstractmethod
-    def output(self) -> Tensor:
-        """Raw model output of the last batch (``[batch, n_out]``), detached."""
+    _out: Tensor  # set by ``update``
+    _loss: Tensor
 
     @property
-    @abstractmethod
+    def output(self) -> Tensor:
+        """Raw model output of the last batch (``[batch, n_out]``), detached."""
+        return self._out
+
+    @property
     def loss(self) -> Tensor:
         """Per-record loss of the last batch, NaN where unlabelled."""
+        return self._loss
 
     @property
     def prediction(self) -> Tensor:
@@ -67,10 +70,22 @@ class Learner(ABC):
         return {}
 
 
+def copy_state(state: Any) -> Any:
+    """A deep copy of a snapshot (nested dicts, lists and tensors): snapshots never share
+    storage with a live learner, in either direction."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: copy_state(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(copy_state(v) for v in state)
+    return state
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
     if isinstance(device, torch.device):
-        return device
+        device = device.type
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

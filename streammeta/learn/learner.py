@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from streammeta.learn.base import Learner, resolve_device
+from streammeta.learn.base import Learner, copy_state, resolve_device
 from streammeta.learn.buffer import TaskBuffer
 from streammeta.learn.meta import MetaModel, first_order_of
 from streammeta.learn.model import FunctionalModel, Params
@@ -107,26 +107,21 @@ class FastWeightLearner(Learner):
         else:
             self._learned(x[labelled], y[labelled], n)
 
-    @property
-    def output(self) -> Tensor:
-        return self._out
-
-    @property
-    def loss(self) -> Tensor:
-        return self._loss
-
     def head_predict(self, out: Tensor) -> Tensor:
         return self.model.head.predict(out)
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "fast": {k: v.detach().clone() for k, v in self._fast.items()},
-            "state": {k: v.detach().clone() for k, v in self._state.items()},
-            "inner": self.inner.state_dict(),
-            "gen": self._gen.get_state(),
-        }
+        return copy_state(
+            {
+                "fast": self._fast,
+                "state": self._state,
+                "inner": self.inner.state_dict(),
+                "gen": self._gen.get_state(),
+            }
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
+        state = copy_state(state)
         self._fast = {k: v.to(self.device) for k, v in state["fast"].items()}
         self._state = {k: v.to(self.device) for k, v in state["state"].items()}
         self.inner.load_state_dict(state["inner"])
@@ -136,8 +131,9 @@ class FastWeightLearner(Learner):
 class MetaTrainer:
     """Online meta-training: keeps the task buffer and decides when a meta-update runs.
 
-    A meta-update runs after ``meta_every`` labelled records and at every task boundary, at most
-    one per micro-batch (the micro-batch is the unit of work). ``step(xs, ys) -> loss`` is the
+    A meta-update is due after ``meta_every`` labelled records and at every task boundary; it runs
+    after the inner step of the next labelled batch, so never more than one per ``update`` call
+    (the micro-batch is the unit of work). ``step(xs, ys) -> loss`` is the
     learner's meta-objective on a sampled meta-batch; the trainer owns the meta-optimizer.
     """
 
@@ -174,8 +170,9 @@ class MetaTrainer:
         return self._since >= self.meta_every
 
     def end_task(self) -> None:
+        """Close the open task; a boundary makes the next meta-update due."""
         self.buffer.close_task()
-        self._since = self.meta_every  # a boundary makes the next meta-update due
+        self._since = self.meta_every
 
     def sample(self) -> tuple[Tensor, Tensor] | None:
         return self.buffer.sample(
@@ -275,7 +272,6 @@ class MetaLearner(FastWeightLearner):
     def begin_task(self) -> None:
         if hasattr(self, "trainer"):
             self.trainer.end_task()
-            self.meta_update()
         super().begin_task()
 
     def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
@@ -310,13 +306,11 @@ class MetaLearner(FastWeightLearner):
         }
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            **super().snapshot(),
-            "meta": self.meta.state_dict(),
-            "trainer": self.trainer.snapshot(),
-        }
+        meta = copy_state({"meta": self.meta.state_dict(), "trainer": self.trainer.snapshot()})
+        return {**super().snapshot(), **meta}
 
     def restore(self, state: dict[str, Any]) -> None:
+        state = copy_state(state)
         self.meta.load_state_dict(state["meta"])
         super().restore(state)
         self.trainer.restore(state["trainer"])

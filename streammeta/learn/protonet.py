@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
-from streammeta.learn.base import Learner, resolve_device
+from streammeta.learn.base import Learner, copy_state, resolve_device
 from streammeta.learn.buffer import TaskBuffer
 from streammeta.learn.learner import MetaTrainer
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Params
@@ -102,7 +102,6 @@ class ProtoNetLearner(Learner):
 
     def begin_task(self) -> None:
         self.trainer.end_task()
-        self.meta_update()
         self._sums.zero_()
         self._counts.zero_()
 
@@ -142,14 +141,6 @@ class ProtoNetLearner(Learner):
         if batch is not None:
             self.trainer.apply(vmap(self._episode)(*batch).mean())
 
-    @property
-    def output(self) -> Tensor:
-        return self._out
-
-    @property
-    def loss(self) -> Tensor:
-        return self._loss
-
     def head_predict(self, out: Tensor) -> Tensor:
         return self.head.predict(out)
 
@@ -161,14 +152,17 @@ class ProtoNetLearner(Learner):
         return {"meta_loss": self.trainer.last_loss}
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "embedding": self.embedding.state_dict(),
-            "trainer": self.trainer.snapshot(),
-            "sums": self._sums.clone(),
-            "counts": self._counts.clone(),
-        }
+        return copy_state(
+            {
+                "embedding": self.embedding.state_dict(),
+                "trainer": self.trainer.snapshot(),
+                "sums": self._sums,
+                "counts": self._counts,
+            }
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
+        state = copy_state(state)
         self.embedding.load_state_dict(state["embedding"])
         self.trainer.restore(state["trainer"])
         self._sums = state["sums"].to(self.device)

@@ -67,8 +67,9 @@ def recovery_samples(
     for prev, (b, e) in zip(np.append(0, bounds[:-1]), zip(bounds, ends, strict=True), strict=True):
         if task[b] < min_task:
             continue
-        level = np.nanmean(loss[max(prev, b - window) : b])
-        seg = loss[b:e]
+        before, seg = loss[prev:b], loss[b:e]
+        before, seg = before[np.isfinite(before)], seg[np.isfinite(seg)]  # labelled samples only
+        level = before[-window:].mean()
         csum = np.cumsum(seg)
         n = np.arange(1, len(seg) + 1)
         lagged = np.concatenate([np.zeros(window), csum])[: len(seg)]

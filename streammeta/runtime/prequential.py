@@ -54,11 +54,11 @@ def run_prequential(
     new_task = np.isin(starts, switch)
     if first_task_is_new and len(starts):
         new_task[0] = True
-    ends = np.append(starts[1:], len(task))
+    ends = [*starts[1:].tolist(), len(task)] if len(starts) else []
     losses: list[torch.Tensor] = []
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
-    for s, e, fresh in zip(starts.tolist(), ends.tolist(), new_task.tolist(), strict=True):
+    for s, e, fresh in zip(starts.tolist(), ends, new_task.tolist(), strict=True):
         if fresh:
             learner.begin_task()
         learner.update(xt[s:e], yt[s:e])

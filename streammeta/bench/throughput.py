@@ -1,0 +1,129 @@
+"""Learner throughput: records/s of the prequential learner at several batch sizes, and the cost
+of one second-order meta-update (16 tasks x 5 inner steps) with vmap and with a per-task loop.
+
+Records/s is measured twice on the same sinusoid stream: with the default meta-update schedule
+(after ``meta_every`` labelled records and at every boundary, at most one per micro-batch), and
+with meta-updates off, which is the predict-and-adapt path alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streammeta.bench.streams import SinusoidStream
+from streammeta.config import LearnerConfig
+from streammeta.learn.base import resolve_device
+from streammeta.learn.factory import build_learner
+from streammeta.learn.learner import MetaLearner
+from streammeta.runtime.prequential import run_prequential
+
+__all__ = ["measure_meta_update", "measure_records_per_s", "run_throughput"]
+
+BATCH_SIZES = (1, 32, 256)
+
+
+def measure_records_per_s(
+    cfg: LearnerConfig, batch_size: int, records: int, *, task_length: int = 100, meta: bool = True
+) -> float:
+    """Records/s of the prequential learner after a warm-up that fills the task buffer."""
+    if not meta:
+        cfg = dataclasses.replace(cfg, meta_every=10**9)
+        task_length = 10**9  # no boundary, hence no boundary meta-update either
+    learner = build_learner(cfg)
+    stream = SinusoidStream(task_length=task_length, seed=cfg.seed)
+    warm = stream.take(20 * 100)
+    run_prequential(learner, warm.x, warm.y, warm.task, batch_size)
+    chunk = stream.take(records)
+    res = run_prequential(
+        learner,
+        chunk.x,
+        chunk.y,
+        chunk.task,
+        batch_size,
+        first_task_is_new=bool(chunk.task[0] != warm.task[-1]),
+    )
+    return res.records_per_s
+
+
+def measure_meta_update(
+    cfg: LearnerConfig, *, tasks: int = 16, steps: int = 5, repeats: int = 20
+) -> dict[str, float]:
+    """Median ms of one second-order meta-update (forward, backward, meta-optimizer step)."""
+    learner = build_learner(dataclasses.replace(cfg, algorithm="maml"))
+    assert isinstance(learner, MetaLearner)
+    gen = torch.Generator().manual_seed(0)
+    k = cfg.support_size
+    xs = torch.rand(tasks, steps + 1, k, cfg.n_features, generator=gen).mul(10).sub(5)
+    ys = torch.sin(xs[..., 0]).to(learner.device)
+    xs = xs.to(learner.device)
+    out: dict[str, float] = {}
+    for name, vectorize in (("vmap", True), ("loop", False)):
+        times = []
+        for i in range(repeats + 3):
+            if learner.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            loss, _ = learner.meta.meta_loss(
+                xs, ys, first_order=False, steps=steps, vectorize=vectorize
+            )
+            learner.trainer.apply(loss)
+            if learner.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 3:  # warm-up
+                times.append((time.perf_counter() - t0) * 1e3)
+        out[name] = float(np.median(times))
+    return out
+
+
+def run_throughput(
+    cfg: LearnerConfig, out: Path, *, quick: bool = False, log: Any = print
+) -> dict[str, Any]:
+    """Measure, print and write ``results.json`` and ``results.md`` to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    scale = 0.25 if quick else 1.0
+    records = {1: int(4000 * scale), 32: int(60_000 * scale), 256: int(300_000 * scale)}
+    rps: dict[str, float] = {}
+    rps_no_meta: dict[str, float] = {}
+    for b in BATCH_SIZES:
+        rps[str(b)] = measure_records_per_s(cfg, b, records[b])
+        rps_no_meta[str(b)] = measure_records_per_s(cfg, b, records[b], meta=False)
+        log(
+            f"batch {b:>4}: {rps[str(b)]:>10,.0f} records/s   "
+            f"(adaptation only: {rps_no_meta[str(b)]:,.0f})"
+        )
+    mu = measure_meta_update(cfg, repeats=5 if quick else 20)
+    log(
+        f"meta-update 16 tasks x 5 steps, 2nd order: vmap {mu['vmap']:.2f} ms, "
+        f"loop {mu['loop']:.2f} ms ({mu['loop'] / mu['vmap']:.1f}x)"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log(f"peak RSS {peak:.0f} MB")
+    results = {
+        "learner": {
+            "records_per_s": rps,
+            "records_per_s_no_meta": rps_no_meta,
+            "meta_update_ms": mu,
+            "peak_rss_mb": peak,
+            "device": str(resolve_device(cfg.device)),
+            "torch_threads": torch.get_num_threads(),
+            "config": {
+                "meta_every": cfg.meta_every,
+                "meta_batch": cfg.meta_batch,
+                "inner_steps": cfg.inner_steps,
+                "hidden": list(cfg.hidden),
+            },
+        }
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    from streammeta.bench.report import throughput_table
+
+    (out / "results.md").write_text(throughput_table(results) + "\n")
+    return results

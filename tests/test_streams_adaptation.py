@@ -184,7 +184,7 @@ class RecordingLearner(Learner):
     def begin_task(self) -> None:
         self.calls.append(("begin", self._n, 0))
 
-    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         assert y is not None
         self.calls.append(("update", int(x[0, 0]), x.shape[0]))
         mean = self._sum / self._n if self._n else 0.0

@@ -3,7 +3,9 @@ results are read from properties)."""
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,16 +18,54 @@ class Learner(ABC):
     """A prequential learner on micro-batches.
 
     ``update(x, y)`` first predicts the batch with the current fast weights (readable afterwards
-    from ``prediction``, ``output`` and ``loss``), then learns from its labelled records.
-    ``begin_task()`` is called at a task boundary, before the first batch of the new task.
+    from ``prediction``, ``output`` and ``loss``), then learns from its labelled records. A
+    boundary inside the batch is passed as an offset: the learner restarts there, mid-batch, so
+    the records after it are predicted by the new task's weights. Subclasses implement
+    ``_step`` (one segment of one task) and may hook ``_end_batch`` (once per micro-batch).
     """
 
     name: str = "learner"
 
-    @abstractmethod
-    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+    def update(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        labelled: Tensor | None = None,
+        boundaries: Sequence[int] = (),
+    ) -> None:
         """Predict ``x``, then learn from the records where ``labelled`` (default: all when
-        ``y`` is given, none otherwise)."""
+        ``y`` is given, none otherwise). ``boundaries``: offsets of the records in this batch
+        that open a new task (0 is a boundary before the first record)."""
+        n = x.shape[0]
+        cuts = sorted(set(boundaries))
+        if cuts and (cuts[0] < 0 or cuts[-1] >= n):
+            raise ValueError(f"boundaries={list(boundaries)!r}: offsets must lie in 0..{n - 1}")
+        edges = [0, *(c for c in cuts if c > 0), n]
+        if len(edges) == 2:
+            if cuts:
+                self.begin_task()
+            self._step(x, y, labelled)
+        else:
+            outs, losses = [], []
+            for a, b in itertools.pairwise(edges):
+                if a in cuts:
+                    self.begin_task()
+                self._step(
+                    x[a:b],
+                    None if y is None else y[a:b],
+                    None if labelled is None else labelled[a:b],
+                )
+                outs.append(self._out)
+                losses.append(self._loss)
+            self._out, self._loss = torch.cat(outs), torch.cat(losses)
+        self._end_batch()
+
+    @abstractmethod
+    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
+        """Predict and learn records of one task; sets ``_out`` and ``_loss``."""
+
+    def _end_batch(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Once per micro-batch, after every segment (meta-updates run here)."""
 
     @abstractmethod
     def begin_task(self) -> None:

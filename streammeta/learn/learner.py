@@ -70,7 +70,7 @@ class FastWeightLearner(Learner):
         self._fast = {k: v.detach().clone() for k, v in self._task_start().items()}
         self._state = self.inner.init(self._fast)
 
-    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         x = x.to(self.device, non_blocking=True)
         if y is None:
             with torch.no_grad():
@@ -132,8 +132,8 @@ class MetaTrainer:
     """Online meta-training: keeps the task buffer and decides when a meta-update runs.
 
     A meta-update is due after ``meta_every`` labelled records and at every task boundary; it runs
-    after the inner step of the next labelled batch, so never more than one per ``update`` call
-    (the micro-batch is the unit of work). ``step(xs, ys) -> loss`` is the
+    at the end of the next micro-batch with labelled records of the new task, so never more than
+    one per micro-batch (the unit of work). ``step(xs, ys) -> loss`` is the
     learner's meta-objective on a sampled meta-batch; the trainer owns the meta-optimizer.
     """
 
@@ -163,10 +163,14 @@ class MetaTrainer:
         self.last_loss = float("nan")
         self._since = 0
 
-    def observe(self, x: Tensor, y: Tensor, n: int) -> bool:
-        """Store labelled records; ``True`` when a meta-update is due."""
+    def observe(self, x: Tensor, y: Tensor, n: int) -> None:
+        """Store labelled records of the open task."""
         self.buffer.append(x, y)
         self._since += n
+
+    @property
+    def due(self) -> bool:
+        """A meta-update is due: ``meta_every`` labelled records, or a boundary, since the last."""
         return self._since >= self.meta_every
 
     def end_task(self) -> None:
@@ -275,7 +279,10 @@ class MetaLearner(FastWeightLearner):
         super().begin_task()
 
     def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
-        if self.trainer.observe(x, y, n_labelled):
+        self.trainer.observe(x, y, n_labelled)
+
+    def _end_batch(self) -> None:
+        if self.trainer.due and self.trainer.buffer.current_records:
             self.meta_update()
 
     def meta_update(self) -> None:

@@ -105,7 +105,7 @@ class ProtoNetLearner(Learner):
         self._sums.zero_()
         self._counts.zero_()
 
-    def update(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> None:
+    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         x = x.to(self.device, non_blocking=True)
         with torch.no_grad():
             emb = self.model(self._params(), x)
@@ -123,7 +123,10 @@ class ProtoNetLearner(Learner):
         onehot = nn.functional.one_hot(y, self.n_classes).to(emb.dtype)
         self._sums += onehot.T @ emb
         self._counts += onehot.sum(0)
-        if self.trainer.observe(x, y, int(x.shape[0])):
+        self.trainer.observe(x, y, int(x.shape[0]))
+
+    def _end_batch(self) -> None:
+        if self.trainer.due and self.trainer.buffer.current_records:
             self.meta_update()
 
     def _episode(self, xs: Tensor, ys: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """The prequential (test-then-train) micro-batch runner over an in-memory stream.
 
 Each micro-batch is predicted with the current fast weights before it is learned from; a batch
-that contains a task switch is split there, and the learner is told at the record that opens
-the new task. Per-record losses stay on the device until the end, so the loop never waits on it.
+that contains a task switch is passed whole, with the offset of the record that opens the new
+task, and the learner restarts there, mid-batch. Per-record losses stay on the device until the
+end, so the loop never waits on it.
 """
 
 from __future__ import annotations
@@ -48,23 +49,19 @@ def run_prequential(
     """
     xt = torch.from_numpy(np.ascontiguousarray(x))
     yt = torch.from_numpy(np.ascontiguousarray(y))
-    # segment starts: batch starts and task switches, in one sorted pass
     switch = np.flatnonzero(np.diff(task) != 0) + 1
-    starts = np.union1d(np.arange(0, len(task), batch_size), switch)
-    new_task = np.isin(starts, switch)
-    if first_task_is_new and len(starts):
-        new_task[0] = True
-    ends = [*starts[1:].tolist(), len(task)] if len(starts) else []
+    if first_task_is_new and len(task):
+        switch = np.append(0, switch)
     losses: list[torch.Tensor] = []
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
-    for s, e, fresh in zip(starts.tolist(), ends, new_task.tolist(), strict=True):
-        if fresh:
-            learner.begin_task()
-        learner.update(xt[s:e], yt[s:e])
+    for s in range(0, len(task), batch_size):
+        e = min(s + batch_size, len(task))
+        lo, hi = np.searchsorted(switch, [s, e])
+        learner.update(xt[s:e], yt[s:e], boundaries=(switch[lo:hi] - s).tolist())
         losses.append(learner.loss)
         preds.append(learner.prediction)
-        if on_batch is not None and (e % batch_size == 0 or e == len(task)):
+        if on_batch is not None:
             on_batch(e)
     loss = torch.cat(losses).cpu().numpy() if losses else np.zeros(0)
     y_hat = torch.cat(preds).cpu().numpy() if preds else np.zeros(0)

@@ -1,0 +1,4 @@
+"""streammeta: online meta-learning for drifting data streams."""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

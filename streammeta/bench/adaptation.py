@@ -25,7 +25,7 @@ from streammeta.bench.streams import make_stream
 from streammeta.config import LearnerConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner
-from streammeta.metrics.adaptation import loss_curve, recovery_samples, window_mean
+from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
 from streammeta.runtime.prequential import run_prequential
 
 __all__ = ["LEARNERS", "AdaptationPlan", "run_adaptation"]
@@ -95,8 +95,6 @@ def _run_one(name: str, stream: str, plan: AdaptationPlan, cfg: LearnerConfig) -
 
 def _per_task_mean(loss: np.ndarray, task: np.ndarray, k: int) -> np.ndarray:
     """Loss on samples k+1..2k of every task: how the one-step loss improves over the stream."""
-    from streammeta.metrics.adaptation import positions
-
     pos = positions(task)
     sel = (pos >= k) & (pos < 2 * k)
     return np.bincount(task[sel], weights=loss[sel]) / np.maximum(np.bincount(task[sel]), 1)

@@ -10,10 +10,16 @@ import numpy as np
 __all__ = ["adaptation_plots", "adaptation_table", "throughput_table"]
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3f}"
-    return str(v)
+def _fmt(v: Any, key: str = "") -> str:
+    if not isinstance(v, float):
+        return str(v)
+    if key.endswith("per_s"):
+        return f"{v:,.0f}"
+    if key.endswith("median"):
+        return f"{v:.0f}" if v == int(v) else f"{v:.1f}"
+    if key.endswith("fraction"):
+        return f"{v:.0%}"
+    return f"{v:.3f}"
 
 
 def adaptation_table(results: dict[str, Any]) -> str:
@@ -31,7 +37,7 @@ def adaptation_table(results: dict[str, Any]) -> str:
         lines.append("| learner | " + " | ".join(c[1] for c in cols) + " |")
         lines.append("|---|" + "---:|" * len(cols))
         for name, row in entry["learners"].items():
-            cells = " | ".join(_fmt(row[c[0]]) for c in cols)
+            cells = " | ".join(_fmt(row[c[0]], c[0]) for c in cols)
             lines.append(f"| {name} | {cells} |")
         lines.append("")
     return "\n".join(lines)

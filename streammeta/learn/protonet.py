@@ -22,9 +22,9 @@ from torch.func import vmap
 
 from streammeta.learn.base import Learner, copy_state, resolve_device
 from streammeta.learn.buffer import TaskBuffer
-from streammeta.learn.learner import MetaTrainer
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Params
 from streammeta.learn.optim import _key
+from streammeta.learn.trainer import MetaTrainer
 
 __all__ = ["ProtoNetLearner", "prototype_logits"]
 

@@ -128,8 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         streams = tuple(s.strip() for s in args.stream.split(",") if s.strip())
         plan_kw = {"streams": streams, "workers": args.workers}
-        plan = AdaptationPlan.quick(**plan_kw) if args.quick else AdaptationPlan(**plan_kw)
         try:
+            plan = AdaptationPlan.quick(**plan_kw) if args.quick else AdaptationPlan(**plan_kw)
             run_adaptation(plan, config.learner, args.out)
         except ValueError as exc:
             print(f"streammeta: {exc}", file=sys.stderr)

@@ -119,3 +119,24 @@ def test_throughput_measurements_are_live() -> None:
     assert with_meta > 0
     ms = measure_meta_update(cfg, tasks=4, steps=2, repeats=2)
     assert set(ms) == {"vmap", "loop"} and min(ms.values()) > 0
+
+
+def test_adaptation_plan_is_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "bench",
+            "adaptation",
+            "--stream",
+            "sinusoid,nope",
+            "--workers",
+            "0",
+            "--quick",
+            "--out",
+            "/nonexistent/never-written",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "stream 'nope': must be one of 'sinusoid'" in err and "workers=0" in err
+    with pytest.raises(ValueError, match="task_length=30"):
+        AdaptationPlan(task_length=30)

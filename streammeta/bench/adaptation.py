@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from streammeta.bench.streams import make_stream
+from streammeta.bench.streams import STREAMS, make_stream
 from streammeta.config import LearnerConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner
@@ -56,6 +56,30 @@ class AdaptationPlan:
     seed: int = 0
     workers: int = 2
     learners: tuple[str, ...] = tuple(LEARNERS)
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS))}"
+            for name in self.streams
+            if name not in STREAMS
+        ] + [
+            f"learner {name!r}: must be one of {', '.join(map(repr, LEARNERS))}"
+            for name in self.learners
+            if name not in LEARNERS
+        ]
+        if self.workers < 1:
+            problems.append(f"workers={self.workers!r}: must be at least 1")
+        if not 0 <= self.min_task < self.tasks:
+            problems.append(
+                f"min_task={self.min_task!r}: must lie in 0..tasks-1 ({self.tasks - 1})"
+            )
+        if self.task_length < 6 * self.batch_size:
+            problems.append(
+                f"task_length={self.task_length!r}: must be at least 6 x batch_size "
+                f"({6 * self.batch_size}) to measure the loss after 5 steps"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @classmethod
     def quick(cls, **kw: Any) -> AdaptationPlan:

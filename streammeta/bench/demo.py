@@ -79,6 +79,7 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
                 prev = int(chunk.task[-1])
                 done += len(chunk)
                 live.update(status())
+        console.print()
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: writing the report[/yellow]")
     return _report(

@@ -86,8 +86,8 @@ class FastWeightLearner(Learner):
             n = x.shape[0]
             objective = losses.mean()
         else:
+            n = int(labelled.sum())  # counted where the mask was made (the host), not the device
             labelled = labelled.to(self.device, non_blocking=True)
-            n = int(labelled.sum())
             objective = (losses * labelled).sum() / max(n, 1)
         self._out = out.detach()
         self._loss = (

@@ -43,9 +43,9 @@ class MetaTrainer:
         self.meta_every = meta_every
         self.recent_fraction = recent_fraction
         self.max_grad_norm = max_grad_norm
-        self.optimizer = torch.optim.Adam(parameters, lr=meta_lr)
+        self.optimizer = torch.optim.Adam(parameters, lr=meta_lr, foreach=True)
         self.updates = 0
-        self.last_loss = float("nan")
+        self._last_loss = torch.tensor(float("nan"))
         self._since = 0
 
     def observe(self, x: Tensor, y: Tensor, n: int) -> None:
@@ -74,11 +74,15 @@ class MetaTrainer:
         loss.backward()
         if before_step is not None:
             before_step()
-        torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm, foreach=True)
         self.optimizer.step()
         self.updates += 1
-        self.last_loss = float(loss.detach())
+        self._last_loss = loss.detach()  # read lazily: no device sync per meta-update
         self._since = 0
+
+    @property
+    def last_loss(self) -> float:
+        return float(self._last_loss)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -93,5 +97,5 @@ class MetaTrainer:
         self.buffer.restore(state["buffer"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
-        self.last_loss = float(state["last_loss"])
+        self._last_loss = torch.tensor(float(state["last_loss"]))
         self._since = int(state["since"])

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streammeta.bench.adaptation import LEARNERS
 from streammeta.config import ConfigError, describe_fields, env_name, load_config, to_dict
 
 __all__ = ["main"]
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     ad.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     ad.add_argument("--out", type=Path, required=True, help="directory for the results")
     ad.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    ad.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
+    ad.add_argument(
+        "--learners",
+        help="comma-separated subset of: " + ", ".join(LEARNERS) + " (default: all)",
+    )
     _add_config_flags(ad, _SECTIONS["adaptation"])
     th = kinds.add_parser(
         "throughput",
@@ -127,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streammeta.bench.adaptation import AdaptationPlan, run_adaptation
 
         streams = tuple(s.strip() for s in args.stream.split(",") if s.strip())
-        plan_kw = {"streams": streams, "workers": args.workers}
+        plan_kw: dict[str, Any] = {"streams": streams, "workers": args.workers, "seed": args.seed}
+        if args.learners:
+            plan_kw["learners"] = tuple(n.strip() for n in args.learners.split(",") if n.strip())
         try:
             plan = AdaptationPlan.quick(**plan_kw) if args.quick else AdaptationPlan(**plan_kw)
             run_adaptation(plan, config.learner, args.out)

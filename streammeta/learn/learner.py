@@ -78,16 +78,18 @@ class FastWeightLearner(Learner):
                 self._out = self.model(self._fast, x)
             self._loss = torch.full((x.shape[0],), float("nan"), device=self.device)
             return
+        # counted where the mask was made (the host), before it moves to the device
+        n = x.shape[0] if labelled is None else int(labelled.sum())
         y = y.to(self.device, non_blocking=True)
+        if labelled is not None:  # placeholders of unlabelled rows (NaN, -1) stay out of the loss
+            labelled = labelled.to(self.device, non_blocking=True)
+            y = torch.where(labelled, y, torch.zeros_like(y))
         params = {k: v.requires_grad_(True) for k, v in self._fast.items()}
         out = self.model(params, x)
         losses = self.model.head.loss(out, y)
         if labelled is None:
-            n = x.shape[0]
             objective = losses.mean()
         else:
-            n = int(labelled.sum())  # counted where the mask was made (the host), not the device
-            labelled = labelled.to(self.device, non_blocking=True)
             objective = (losses * labelled).sum() / max(n, 1)
         self._out = out.detach()
         self._loss = (

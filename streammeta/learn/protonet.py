@@ -114,9 +114,11 @@ class ProtoNetLearner(Learner):
             self._loss = torch.full((x.shape[0],), float("nan"), device=self.device)
             return
         y = y.to(self.device, non_blocking=True)
+        if labelled is not None:  # placeholders of unlabelled rows (-1) must not reach the loss
+            labelled = labelled.to(self.device, non_blocking=True)
+            y = torch.where(labelled, y, torch.zeros_like(y))
         losses = self.head.loss(self._out, y)
         if labelled is not None:
-            labelled = labelled.to(self.device, non_blocking=True)
             losses = torch.where(labelled, losses, torch.nan)
             x, y, emb = x[labelled], y[labelled], emb[labelled]
         self._loss = losses

@@ -420,3 +420,36 @@ def test_tiny_meta_learner_runs_on_device(device: str, tmp_path: Path) -> None:
     again = build_learner(cfg)
     again.restore(torch.load(tmp_path / "s.pt", weights_only=True))
     assert again.model_version == learner.model_version
+
+
+@pytest.mark.parametrize("kind", ["regression", "protonet"])
+def test_partly_labelled_batches_learn_from_the_labelled_rows_only(kind: str) -> None:
+    """Unlabelled rows carry placeholders (NaN for regression, -1 for classes): they get a
+    prediction and a NaN loss, and learning matches a batch of the labelled rows alone."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 2, generator=gen)
+    labelled = torch.tensor([True, False] * 5)
+    if kind == "regression":
+        y = torch.randn(10, generator=gen)
+        placeholder = torch.where(labelled, y, torch.nan)
+
+        def make() -> Learner:
+            model = FunctionalModel(MLP(2, 1, hidden=(8,)), Regression())
+            return MetaLearner(model, n_features=2, support_size=2, meta_every=1000, seed=0)
+    else:
+        y = torch.randint(0, 3, (10,), generator=gen)
+        placeholder = torch.where(labelled, y, -1)
+
+        def make() -> Learner:
+            return ProtoNetLearner(n_features=2, n_classes=3, hidden=(8,), meta_every=1000)
+
+    masked, alone = make(), make()
+    masked.update(x, placeholder, labelled=labelled)
+    alone.update(x[labelled], y[labelled])
+    assert torch.isnan(masked.loss[~labelled]).all()
+    assert torch.isfinite(masked.loss[labelled]).all()
+    torch.testing.assert_close(masked.loss[labelled], alone.loss)
+    probe = torch.randn(4, 2, generator=gen)
+    masked.update(probe)
+    alone.update(probe)
+    torch.testing.assert_close(masked.output, alone.output)

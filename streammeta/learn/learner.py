@@ -87,10 +87,7 @@ class FastWeightLearner(Learner):
         params = {k: v.requires_grad_(True) for k, v in self._fast.items()}
         out = self.model(params, x)
         losses = self.model.head.loss(out, y)
-        if labelled is None:
-            objective = losses.mean()
-        else:
-            objective = (losses * labelled).sum() / max(n, 1)
+        objective = losses.mean() if labelled is None else (losses * labelled).sum() / max(n, 1)
         self._out = out.detach()
         self._loss = (
             losses.detach()

@@ -30,6 +30,9 @@ __all__ = ["measure_meta_update", "measure_records_per_s", "run_throughput"]
 BATCH_SIZES = (1, 32, 256)
 
 
+SPARSE = {"meta_every": 2560, "task_length": 10_000}  # a service's cadence on slow drift
+
+
 def measure_records_per_s(
     cfg: LearnerConfig, batch_size: int, records: int, *, task_length: int = 100, meta: bool = True
 ) -> float:
@@ -90,14 +93,21 @@ def run_throughput(
     out.mkdir(parents=True, exist_ok=True)
     scale = 0.25 if quick else 1.0
     records = {1: int(4000 * scale), 32: int(60_000 * scale), 256: int(300_000 * scale)}
+    sparse = dataclasses.replace(cfg, meta_every=SPARSE["meta_every"])
     rps: dict[str, float] = {}
     rps_no_meta: dict[str, float] = {}
+    rps_sparse: dict[str, float] = {}
     for b in BATCH_SIZES:
         rps[str(b)] = measure_records_per_s(cfg, b, records[b])
         rps_no_meta[str(b)] = measure_records_per_s(cfg, b, records[b], meta=False)
+        rps_sparse[str(b)] = measure_records_per_s(
+            sparse, b, records[b], task_length=SPARSE["task_length"]
+        )
         log(
             f"batch {b:>4}: {rps[str(b)]:>10,.0f} records/s   "
-            f"(adaptation only: {rps_no_meta[str(b)]:,.0f})"
+            f"(adaptation only: {rps_no_meta[str(b)]:,.0f}; meta_every "
+            f"{SPARSE['meta_every']}, {SPARSE['task_length']:,}-record tasks: "
+            f"{rps_sparse[str(b)]:,.0f})"
         )
     mu = measure_meta_update(cfg, repeats=5 if quick else 20)
     log(
@@ -110,6 +120,8 @@ def run_throughput(
         "learner": {
             "records_per_s": rps,
             "records_per_s_no_meta": rps_no_meta,
+            "records_per_s_sparse_meta": rps_sparse,
+            "sparse_meta": SPARSE,
             "meta_update_ms": mu,
             "peak_rss_mb": peak,
             "device": str(resolve_device(cfg.device)),

@@ -18,8 +18,6 @@ meta-parameters: the meta-gradient reaches them through the unrolled inner loop.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -82,12 +80,12 @@ class MetaSGD(InnerOptimizer):
 
 class LearnedOptimizer(InnerOptimizer):
     """A coordinate-wise optimizer network shared across all coordinates (Andrychowicz et al.,
-    2016; Ravi & Larochelle, 2017, in MLP form).
+    2016; Ravi & Larochelle, 2017, in MLP form), on top of Meta-SGD's per-coordinate rates.
 
     Per coordinate it reads the gradient, a momentum trace and the parameter (gradient and
-    momentum also as log-magnitude and sign, so the network sees every scale) and proposes a
-    correction on top of a learned per-tensor step size. The output layer starts at zero, so an
-    untrained network is SGD with ``lr``; meta-training shapes the rest.
+    momentum also as log-magnitude and sign, so the network sees every scale) and rescales the
+    gradient step and mixes in momentum. The output layer starts at zero, so an untrained network
+    is Meta-SGD; meta-training shapes the rest.
     """
 
     n_features = 7
@@ -96,10 +94,7 @@ class LearnedOptimizer(InnerOptimizer):
         super().__init__()
         self.beta = beta
         self._shapes = {k: p.shape for k, p in params.items()}
-        sizes = torch.tensor([p.numel() for p in params.values()])
-        self.log_lr = nn.Parameter(torch.full((len(params),), math.log(lr)))
-        self._owner: Tensor
-        self.register_buffer("_owner", torch.repeat_interleave(torch.arange(len(params)), sizes))
+        self.lrs = nn.Parameter(torch.full((sum(p.numel() for p in params.values()),), lr))
         self.net = nn.Sequential(
             nn.Linear(self.n_features, hidden), nn.Tanh(), nn.Linear(hidden, 2)
         )
@@ -120,18 +115,15 @@ class LearnedOptimizer(InnerOptimizer):
         out = self.net(feats)
         # direction: the gradient, rescaled per coordinate, plus a learned share of momentum
         step = g * torch.exp(out[..., 0]) + out[..., 1] * m
-        flat = p - torch.exp(self.log_lr)[self._owner] * step
+        flat = p - self.lrs.abs() * step
         new_params = dict(
             zip(params, flat.split([v.numel() for v in params.values()]), strict=True)
         )
         return {k: v.view(self._shapes[k]) for k, v in new_params.items()}, {"m": m}
 
     def describe(self) -> dict[str, float]:
-        lrs = self.log_lr.detach().exp()
-        return {
-            "lr_mean": lrs.mean().item(),
-            "lr_std": lrs.std().item() if lrs.numel() > 1 else 0.0,
-        }
+        lrs = self.lrs.detach().abs()
+        return {"lr_mean": lrs.mean().item(), "lr_std": lrs.std().item()}
 
 
 def _key(name: str) -> str:

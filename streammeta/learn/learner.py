@@ -158,7 +158,7 @@ class MetaLearner(FastWeightLearner):
         self.inner_steps = inner_steps
         gen = torch.Generator().manual_seed(seed)
         init = model.init_params(gen)
-        inner = make_optimizer(optimizer, init, inner_lr)
+        inner = make_optimizer(optimizer, init, inner_lr, seed=seed)
         self.meta = MetaModel(model, inner, init)
         super().__init__(
             model, inner, device=device, seed=seed, name=name or f"{algorithm}+{optimizer}"

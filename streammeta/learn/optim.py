@@ -85,19 +85,25 @@ class LearnedOptimizer(InnerOptimizer):
     Per coordinate it reads the gradient, a momentum trace and the parameter (gradient and
     momentum also as log-magnitude and sign, so the network sees every scale) and rescales the
     gradient step and mixes in momentum. The output layer starts at zero, so an untrained network
-    is Meta-SGD; meta-training shapes the rest.
+    is Meta-SGD; meta-training shapes the rest. As in Andrychowicz et al., the network's inputs
+    are constants to the meta-gradient (the step itself stays differentiable): second derivatives
+    through ``log |g|`` explode for tiny gradients and made meta-gradients noisy.
     """
 
     n_features = 7
 
-    def __init__(self, params: Params, lr: float, hidden: int = 16, beta: float = 0.9) -> None:
+    def __init__(
+        self, params: Params, lr: float, hidden: int = 16, beta: float = 0.9, seed: int = 0
+    ) -> None:
         super().__init__()
         self.beta = beta
         self._shapes = {k: p.shape for k, p in params.items()}
         self.lrs = nn.Parameter(torch.full((sum(p.numel() for p in params.values()),), lr))
-        self.net = nn.Sequential(
-            nn.Linear(self.n_features, hidden), nn.Tanh(), nn.Linear(hidden, 2)
-        )
+        with torch.random.fork_rng(devices=[]):  # the network's init depends on ``seed`` alone
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(
+                nn.Linear(self.n_features, hidden), nn.Tanh(), nn.Linear(hidden, 2)
+            )
         last = self.net[-1]
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)
@@ -111,7 +117,10 @@ class LearnedOptimizer(InnerOptimizer):
         g = torch.cat([grads[k].reshape(-1) for k in params])
         p = torch.cat([v.reshape(-1) for v in params.values()])
         m = self.beta * state["m"] + (1.0 - self.beta) * g
-        feats = torch.stack([g, m, p, _log_mag(g), torch.sign(g), _log_mag(m), torch.sign(m)], -1)
+        gd, md = g.detach(), m.detach()
+        feats = torch.stack(
+            [gd, md, p.detach(), _log_mag(gd), gd.sign(), _log_mag(md), md.sign()], -1
+        )
         out = self.net(feats)
         # direction: the gradient, rescaled per coordinate, plus a learned share of momentum
         step = g * torch.exp(out[..., 0]) + out[..., 1] * m
@@ -138,12 +147,12 @@ def _log_mag(t: Tensor) -> Tensor:
 OPTIMIZERS = ("metasgd", "lopt", "sgd")
 
 
-def make_optimizer(name: str, params: Params, lr: float) -> InnerOptimizer:
+def make_optimizer(name: str, params: Params, lr: float, seed: int = 0) -> InnerOptimizer:
     """Build an inner optimizer by config name (``learner.optimizer``)."""
     if name == "metasgd":
         return MetaSGD(params, lr)
     if name == "lopt":
-        return LearnedOptimizer(params, lr)
+        return LearnedOptimizer(params, lr, seed=seed)
     if name == "sgd":
         return SGD(lr)
     raise ValueError(f"optimizer {name!r}: must be one of {', '.join(map(repr, OPTIMIZERS))}")

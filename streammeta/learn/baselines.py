@@ -28,6 +28,8 @@ __all__ = ["BASELINES", "FineTune", "OnlineSGD", "ResetSGD"]
 class OnlineSGD(FastWeightLearner):
     """Plain online SGD: one step a batch, never reset at boundaries."""
 
+    name = "online_sgd"
+
     def __init__(
         self,
         model: FunctionalModel,
@@ -36,29 +38,23 @@ class OnlineSGD(FastWeightLearner):
         device: str | torch.device = "cpu",
         seed: int = 0,
     ) -> None:
-        super().__init__(model, SGD(lr), device=device, seed=seed, name="online_sgd")
+        super().__init__(model, SGD(lr), device=device, seed=seed, name=self.name)
 
 
-class ResetSGD(FastWeightLearner):
+class ResetSGD(OnlineSGD):
     """SGD restarted from a fresh random initialization at every boundary."""
 
-    def __init__(
-        self,
-        model: FunctionalModel,
-        *,
-        lr: float,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(model, SGD(lr), device=device, seed=seed, name="reset_sgd")
+    name = "reset_sgd"
 
     def _task_start(self) -> Params:
         return self._fresh_params()
 
 
-class FineTune(FastWeightLearner):
+class FineTune(OnlineSGD):
     """Fine-tuning from a fixed init: online SGD over the first ``pretrain_records`` labelled
     records (across tasks), then that init is frozen and every new task restarts from it."""
+
+    name = "finetune"
 
     def __init__(
         self,
@@ -69,7 +65,7 @@ class FineTune(FastWeightLearner):
         device: str | torch.device = "cpu",
         seed: int = 0,
     ) -> None:
-        super().__init__(model, SGD(lr), device=device, seed=seed, name="finetune")
+        super().__init__(model, lr=lr, device=device, seed=seed)
         self.pretrain_records = pretrain_records
         self._seen = 0
         self._fixed: Params | None = None

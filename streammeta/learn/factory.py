@@ -16,6 +16,7 @@ from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Head, Regression
 from streammeta.learn.protonet import ProtoNetLearner
+from streammeta.learn.trainer import MetaTraining
 
 __all__ = ["build_baseline", "build_learner", "build_model"]
 
@@ -29,17 +30,8 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
     """The meta-learner the config describes; ``overrides`` replace config fields (variants)."""
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
-    common = dict(
-        meta_lr=cfg.meta_lr,
-        meta_batch=cfg.meta_batch,
-        inner_steps=cfg.inner_steps,
-        support_size=cfg.support_size,
-        meta_every=cfg.meta_every,
-        buffer_recent=cfg.buffer_recent,
-        buffer_reservoir=cfg.buffer_reservoir,
-        task_max_records=cfg.task_max_records,
-        device=cfg.device,
-        seed=cfg.seed,
+    training = MetaTraining(
+        **{k: getattr(cfg, k) for k in MetaTraining.__annotations__}  # type: ignore[typeddict-item]
     )
     if cfg.algorithm == "protonet":
         return ProtoNetLearner(
@@ -47,7 +39,9 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
             n_classes=cfg.n_classes,
             hidden=cfg.hidden,
             layer_norm=cfg.layer_norm,
-            **common,  # type: ignore[arg-type]
+            device=cfg.device,
+            seed=cfg.seed,
+            **training,
         )
     return MetaLearner(
         build_model(cfg),
@@ -55,7 +49,9 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
         optimizer=cfg.optimizer,
         inner_lr=cfg.inner_lr,
         n_features=cfg.n_features,
-        **common,  # type: ignore[arg-type]
+        device=cfg.device,
+        seed=cfg.seed,
+        **training,
     )
 
 

@@ -13,17 +13,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor
 
 from streammeta.learn.base import Learner, copy_state, resolve_device
-from streammeta.learn.buffer import TaskBuffer
 from streammeta.learn.meta import MetaModel, first_order_of
 from streammeta.learn.model import FunctionalModel, Params
 from streammeta.learn.optim import InnerOptimizer, State, make_optimizer
-from streammeta.learn.trainer import MetaTrainer
+from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining
 
 __all__ = ["FastWeightLearner", "MetaLearner"]
 
@@ -128,7 +127,7 @@ class FastWeightLearner(Learner):
         self._gen.set_state(state["gen"])
 
 
-class MetaLearner(FastWeightLearner):
+class MetaLearner(MetaTrained, FastWeightLearner):
     """The online meta-learner: fast weights restart at each boundary from a meta-learned
     initialization and are stepped by a learned optimizer; both are meta-trained online on
     episodes drawn from the task buffer (MAML, first-order MAML, Reptile or FTML)."""
@@ -140,22 +139,14 @@ class MetaLearner(FastWeightLearner):
         algorithm: str = "maml",
         optimizer: str = "metasgd",
         inner_lr: float = 0.01,
-        meta_lr: float = 0.001,
-        meta_batch: int = 16,
-        inner_steps: int = 1,
-        support_size: int = 10,
-        meta_every: int = 10,
-        buffer_recent: int = 32,
-        buffer_reservoir: int = 1024,
-        task_max_records: int = 200,
         n_features: int = 1,
         device: str | torch.device = "cpu",
         seed: int = 0,
         name: str | None = None,
+        **training: Unpack[MetaTraining],
     ) -> None:
         self.algorithm = algorithm
         self.first_order = first_order_of(algorithm)
-        self.inner_steps = inner_steps
         gen = torch.Generator().manual_seed(seed)
         init = model.init_params(gen)
         inner = make_optimizer(optimizer, init, inner_lr, seed=seed)
@@ -164,25 +155,15 @@ class MetaLearner(FastWeightLearner):
             model, inner, device=device, seed=seed, name=name or f"{algorithm}+{optimizer}"
         )
         self.meta.to(self.device)
-        buffer = TaskBuffer(
-            n_features,
-            task_max_records,
-            buffer_recent,
-            buffer_reservoir,
-            target_dtype=model.head.target_dtype,
-            device=self.device,
-            seed=seed + 1,
-        )
         self.trainer = MetaTrainer(
             list(self.meta.parameters()),
-            buffer,
-            meta_lr=meta_lr,
-            meta_batch=meta_batch,
-            chunks=inner_steps + 1,
-            chunk_size=support_size,
-            meta_every=meta_every,
+            n_features=n_features,
+            target_dtype=model.head.target_dtype,
+            device=self.device,
+            seed=seed,
             # FTML follows the meta leader: every task seen so far, through the reservoir
             recent_fraction=0.0 if algorithm == "ftml" else 0.5,
+            **training,
         )
         self.begin_task()
 
@@ -197,17 +178,13 @@ class MetaLearner(FastWeightLearner):
     def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
         self.trainer.observe(x, y, n_labelled)
 
-    def _end_batch(self) -> None:
-        if self.trainer.due and self.trainer.buffer.current_records:
-            self.meta_update()
-
     def meta_update(self) -> None:
         """One meta-step of the initialization and the learned optimizer on a sampled meta-batch."""
         batch = self.trainer.sample()
         if batch is None:
             return
         loss, adapted = self.meta.meta_loss(
-            *batch, first_order=self.first_order, steps=self.inner_steps
+            *batch, first_order=self.first_order, steps=self.trainer.inner_steps
         )
         reptile = None
         if self.algorithm == "reptile":
@@ -216,10 +193,6 @@ class MetaLearner(FastWeightLearner):
                 self.meta.reptile_direction(adapted)
 
         self.trainer.apply(loss, reptile)
-
-    @property
-    def model_version(self) -> int:
-        return self.trainer.updates
 
     def describe(self) -> dict[str, float]:
         return {

@@ -14,17 +14,16 @@ and the fast state of a task is its class prototypes (mean embedding of each cla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor, nn
 from torch.func import vmap
 
 from streammeta.learn.base import Learner, copy_state, resolve_device
-from streammeta.learn.buffer import TaskBuffer
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Params
 from streammeta.learn.optim import _key
-from streammeta.learn.trainer import MetaTrainer
+from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining
 
 __all__ = ["ProtoNetLearner", "prototype_logits"]
 
@@ -40,7 +39,7 @@ def prototype_logits(emb: Tensor, sums: Tensor, counts: Tensor) -> Tensor:
     return torch.where(present, logits, floor)
 
 
-class ProtoNetLearner(Learner):
+class ProtoNetLearner(MetaTrained, Learner):
     """Online prototypical network for classification; meta-updates as in ``MetaLearner``."""
 
     def __init__(
@@ -50,16 +49,9 @@ class ProtoNetLearner(Learner):
         n_classes: int,
         hidden: Sequence[int] = (40, 40),
         layer_norm: bool = False,
-        meta_lr: float = 0.001,
-        meta_batch: int = 16,
-        inner_steps: int = 2,
-        support_size: int = 10,
-        meta_every: int = 10,
-        buffer_recent: int = 32,
-        buffer_reservoir: int = 1024,
-        task_max_records: int = 200,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        **training: Unpack[MetaTraining],
     ) -> None:
         self.name = "protonet"
         self.n_classes = n_classes
@@ -72,24 +64,14 @@ class ProtoNetLearner(Learner):
         self.embedding = nn.ParameterDict({_key(k): nn.Parameter(v) for k, v in init.items()})
         self.embedding.to(self.device)
         self._names = list(init)
-        buffer = TaskBuffer(
-            n_features,
-            task_max_records,
-            buffer_recent,
-            buffer_reservoir,
-            target_dtype=torch.long,
-            device=self.device,
-            seed=seed + 1,
-        )
         self.trainer = MetaTrainer(
             list(self.embedding.parameters()),
-            buffer,
-            meta_lr=meta_lr,
-            meta_batch=meta_batch,
-            chunks=inner_steps + 1,
-            chunk_size=support_size,
-            meta_every=meta_every,
+            n_features=n_features,
+            target_dtype=torch.long,
+            device=self.device,
+            seed=seed,
             recent_fraction=0.5,
+            **training,
         )
         width = embedding.n_out
         self._sums = torch.zeros(n_classes, width, device=self.device)
@@ -127,10 +109,6 @@ class ProtoNetLearner(Learner):
         self._counts += onehot.sum(0)
         self.trainer.observe(x, y, int(x.shape[0]))
 
-    def _end_batch(self) -> None:
-        if self.trainer.due and self.trainer.buffer.current_records:
-            self.meta_update()
-
     def _episode(self, xs: Tensor, ys: Tensor) -> Tensor:
         """One task: prototypes from all chunks but the last, scored on the last."""
         params = self._params()
@@ -148,10 +126,6 @@ class ProtoNetLearner(Learner):
 
     def head_predict(self, out: Tensor) -> Tensor:
         return self.head.predict(out)
-
-    @property
-    def model_version(self) -> int:
-        return self.trainer.updates
 
     def describe(self) -> dict[str, float]:
         return {"meta_loss": self.trainer.last_loss}

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
 
 from streammeta.learn.buffer import TaskBuffer
 
-__all__ = ["MetaTrainer"]
+__all__ = ["MetaTrained", "MetaTrainer", "MetaTraining"]
+
+
+class MetaTraining(TypedDict, total=False):
+    """Meta-training settings a learner passes through to ``MetaTrainer`` (defaults there)."""
+
+    meta_lr: float
+    meta_batch: int
+    inner_steps: int
+    support_size: int
+    meta_every: int
+    buffer_recent: int
+    buffer_reservoir: int
+    task_max_records: int
 
 
 class MetaTrainer:
@@ -18,28 +31,44 @@ class MetaTrainer:
 
     A meta-update is due after ``meta_every`` labelled records and at every task boundary; it runs
     at the end of the next micro-batch with labelled records of the new task, so never more than
-    one per micro-batch (the unit of work). ``step(xs, ys) -> loss`` is the
-    learner's meta-objective on a sampled meta-batch; the trainer owns the meta-optimizer.
+    one per micro-batch (the unit of work). The learner computes its meta-objective on a sampled
+    meta-batch (``sample``); the trainer owns the buffer and the meta-optimizer (``apply``).
+    Episodes are ``inner_steps + 1`` chunks of ``support_size`` records.
     """
 
     def __init__(
         self,
         parameters: list[torch.nn.Parameter],
-        buffer: TaskBuffer,
         *,
-        meta_lr: float,
-        meta_batch: int,
-        chunks: int,
-        chunk_size: int,
-        meta_every: int,
+        n_features: int,
+        target_dtype: torch.dtype,
+        device: torch.device,
+        seed: int,
         recent_fraction: float,
+        meta_lr: float = 0.001,
+        meta_batch: int = 16,
+        inner_steps: int = 2,
+        support_size: int = 10,
+        meta_every: int = 10,
+        buffer_recent: int = 32,
+        buffer_reservoir: int = 1024,
+        task_max_records: int = 200,
         max_grad_norm: float = 10.0,
     ) -> None:
-        self.buffer = buffer
+        self.buffer = TaskBuffer(
+            n_features,
+            task_max_records,
+            buffer_recent,
+            buffer_reservoir,
+            target_dtype=target_dtype,
+            device=device,
+            seed=seed + 1,
+        )
         self.parameters = parameters
         self.meta_batch = meta_batch
-        self.chunks = chunks
-        self.chunk_size = chunk_size
+        self.inner_steps = inner_steps
+        self.chunks = inner_steps + 1
+        self.chunk_size = support_size
         self.meta_every = meta_every
         self.recent_fraction = recent_fraction
         self.max_grad_norm = max_grad_norm
@@ -99,3 +128,21 @@ class MetaTrainer:
         self.updates = int(state["updates"])
         self._last_loss = torch.tensor(float(state["last_loss"]))
         self._since = int(state["since"])
+
+
+class MetaTrained:
+    """Mixin for learners that meta-train online through ``self.trainer``: a due meta-update runs
+    once at the end of a micro-batch, and the model version is the number of meta-updates."""
+
+    trainer: MetaTrainer
+
+    def meta_update(self) -> None:
+        raise NotImplementedError
+
+    def _end_batch(self) -> None:
+        if self.trainer.due and self.trainer.buffer.current_records:
+            self.meta_update()
+
+    @property
+    def model_version(self) -> int:
+        return self.trainer.updates

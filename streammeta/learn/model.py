@@ -13,6 +13,7 @@ torch.Size([4, 1])
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,19 +51,19 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-class Head:
+class Head(ABC):
     """Turns raw outputs into per-record losses and user-facing predictions."""
 
     n_out: int = 1
     target_dtype: torch.dtype = torch.float32
 
+    @abstractmethod
     def loss(self, out: Tensor, y: Tensor) -> Tensor:
         """Per-record loss, shape ``[batch]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, out: Tensor) -> Tensor:
         """``y_hat``: a value per record (regression) or a class index (classification)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)

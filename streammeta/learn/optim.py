@@ -18,6 +18,8 @@ meta-parameters: the meta-gradient reaches them through the unrolled inner loop.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import Tensor, nn
 
@@ -28,14 +30,15 @@ __all__ = ["OPTIMIZERS", "SGD", "InnerOptimizer", "LearnedOptimizer", "MetaSGD",
 State = dict[str, Tensor]
 
 
-class InnerOptimizer(nn.Module):
+class InnerOptimizer(nn.Module, ABC):
     """Base class: ``init`` makes per-task state, ``update`` takes one step. Both are pure."""
 
     def init(self, params: Params) -> State:
         return {}
 
+    @abstractmethod
     def update(self, grads: Params, state: State, params: Params) -> tuple[Params, State]:
-        raise NotImplementedError
+        """One step: new parameters and new state, without touching the inputs."""
 
     def describe(self) -> dict[str, float]:
         """Summary of the learned state, for metrics and reports."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypedDict
 
@@ -130,14 +131,15 @@ class MetaTrainer:
         self._since = int(state["since"])
 
 
-class MetaTrained:
+class MetaTrained(ABC):
     """Mixin for learners that meta-train online through ``self.trainer``: a due meta-update runs
     once at the end of a micro-batch, and the model version is the number of meta-updates."""
 
     trainer: MetaTrainer
 
+    @abstractmethod
     def meta_update(self) -> None:
-        raise NotImplementedError
+        """One meta-step on a meta-batch sampled from ``trainer``."""
 
     def _end_batch(self) -> None:
         if self.trainer.due and self.trainer.buffer.current_records:

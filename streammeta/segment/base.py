@@ -1,0 +1,147 @@
+"""The one small base class of segmenters: per-record signals in, task boundaries out.
+
+>>> import numpy as np
+>>> seg = FixedWindow(window=4)
+>>> seg.update(np.zeros(10))
+>>> seg.boundaries, seg.task_id
+([4, 8], 2)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FixedWindow", "NoSegmenter", "Segmenter", "TaskField"]
+
+
+class Segmenter(ABC):
+    """Cuts a stream into tasks. ``update`` takes a micro-batch's per-record signal (loss, 0/1
+    error, NaN where unlabelled) and optionally its explicit task values; ``boundaries`` then
+    lists the offsets in that batch of the records that open a new task.
+
+    A detected boundary needs the current task to hold ``min_task_length`` records and the last
+    boundary to be ``cooldown`` records back; explicit task changes are always boundaries.
+    """
+
+    def __init__(self, *, min_task_length: int = 1, cooldown: int = 0) -> None:
+        if min_task_length < 1:
+            raise ValueError(f"min_task_length={min_task_length!r}: must be at least 1")
+        if cooldown < 0:
+            raise ValueError(f"cooldown={cooldown!r}: must be at least 0")
+        self.min_task_length = min_task_length
+        self.cooldown = cooldown
+        self._reset()
+
+    def _reset(self) -> None:
+        self._task_id = 0
+        self._length = 0  # records in the current task so far
+        self._boundaries: list[int] = []
+        self._restart()
+
+    @property
+    def boundaries(self) -> list[int]:
+        """Offsets in the last batch of the records that opened a new task."""
+        return list(self._boundaries)
+
+    @property
+    def boundary(self) -> bool:
+        """Whether the last batch opened a new task."""
+        return bool(self._boundaries)
+
+    @property
+    def task_id(self) -> int:
+        """Ordinal of the current task (0 for the first)."""
+        return self._task_id
+
+    def update(self, signal: np.ndarray, task: np.ndarray | None = None) -> None:
+        """Read one micro-batch."""
+        self._boundaries = []
+        signal = np.asarray(signal, dtype=np.float64)
+        for i, value in enumerate(signal.tolist()):
+            forced = self._forced(i, task)
+            detected = not forced and value == value and self._observe(value)  # NaN: unlabelled
+            if forced or (detected and self._length >= max(self.min_task_length, self.cooldown)):
+                self._boundaries.append(i)
+                self._task_id += 1
+                self._length = 0
+                self._restart()
+                if not forced:
+                    self._observe(value)  # the record that opened the task belongs to it
+            self._length += 1
+
+    def _forced(self, i: int, task: np.ndarray | None) -> bool:
+        """Whether record ``i`` opens a task regardless of any detector."""
+        return False
+
+    @abstractmethod
+    def _observe(self, value: float) -> bool:
+        """Feed one labelled record's signal; ``True`` when the rule says the task changed."""
+
+    def _restart(self) -> None:  # noqa: B027 - an optional hook
+        """Forget the current task (called at every boundary)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"task_id": self._task_id, "length": self._length, **self._state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._task_id = int(state["task_id"])
+        self._length = int(state["length"])
+        self._boundaries = []
+        self._load(state)
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:  # noqa: B027 - an optional hook
+        """Restore what ``_state`` saved."""
+
+
+class NoSegmenter(Segmenter):
+    """One task forever."""
+
+    def _observe(self, value: float) -> bool:
+        return False
+
+
+class FixedWindow(Segmenter):
+    """A new task every ``window`` records."""
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window={window!r}: must be at least 1")
+        self.window = window
+        super().__init__()
+
+    def _observe(self, value: float) -> bool:
+        return False
+
+    def _forced(self, i: int, task: np.ndarray | None) -> bool:
+        return self._length >= self.window
+
+
+class TaskField(Segmenter):
+    """Explicit tasks: a change of the record's ``task`` value is a boundary."""
+
+    def _restart(self) -> None:
+        if not hasattr(self, "_last"):
+            self._last: object = None
+
+    def _observe(self, value: float) -> bool:
+        return False
+
+    def _forced(self, i: int, task: np.ndarray | None) -> bool:
+        if task is None:
+            raise ValueError("TaskField needs the records' task values: update(signal, task)")
+        value = task[i].item() if hasattr(task[i], "item") else task[i]
+        changed = self._last is not None and value != self._last
+        self._last = value
+        return changed
+
+    def _state(self) -> dict[str, Any]:
+        return {"last": self._last}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._last = state["last"]

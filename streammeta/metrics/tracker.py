@@ -1,0 +1,214 @@
+"""The adaptation tracker: per boundary, how fast a learner recovers, online, batch by batch.
+
+For each boundary it records **recovery samples** (labelled samples until the rolling mean loss,
+window 32, is within 10% of the level reached at the end of the previous task; censored at the
+task's end), the **post-boundary loss** (mean over the first 100 labelled samples) and, when the
+stream's true switch points are given, **detection delay**, missed switches and false alarms.
+``reference`` makes a tracker measure recovery against another tracker's level (a shadow
+baseline against the meta-learner's), so the two recover towards the same target.
+
+>>> import numpy as np
+>>> t = AdaptationTracker(window=2, post_window=3)
+>>> t.update(np.array([1.0, 1.0, 1.0, 1.0]))
+>>> t.update(np.array([9.0, 3.0, 1.0, 1.0, 1.0]), boundaries=[0])
+>>> t.update(np.array([5.0]), boundaries=[0])  # closes the second task
+>>> [(b.recovery_samples, b.censored, b.post_boundary_loss) for b in t.closed]
+[(4, False, 4.333333333333333)]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AdaptationTracker", "BoundaryStats"]
+
+
+@dataclass
+class BoundaryStats:
+    """What the tracker measured after one boundary."""
+
+    record: int  # stream position of the record that opened the task
+    level: float  # loss level to recover to
+    recovery_samples: int | None = None
+    censored: bool = False
+    post_boundary_loss: float | None = None
+    detection_delay: int | None = None
+    samples: int = 0  # labelled samples seen in the task
+
+
+class AdaptationTracker:
+    """Feed it each batch's per-record losses (NaN where unlabelled) and the batch's boundary
+    offsets; read ``closed`` (finished tasks) and the summary figures."""
+
+    def __init__(
+        self,
+        *,
+        window: int = 32,
+        tolerance: float = 0.1,
+        post_window: int = 100,
+        reference: AdaptationTracker | None = None,
+    ) -> None:
+        if window < 1 or post_window < 1 or tolerance < 0:
+            raise ValueError(
+                f"window={window!r}, post_window={post_window!r}, tolerance={tolerance!r}: "
+                "need window >= 1, post_window >= 1, tolerance >= 0"
+            )
+        self.window = window
+        self.tolerance = tolerance
+        self.post_window = post_window
+        self.reference = reference
+        self._reset()
+
+    def _reset(self) -> None:
+        self.closed: list[BoundaryStats] = []
+        self.missed = 0
+        self.false_alarms = 0
+        self._seen = 0  # records so far
+        self._open: BoundaryStats | None = None
+        self._tail = np.zeros(0)  # last labelled losses of the current task (for levels)
+        self._post: list[float] = []
+        self._switch: int | None = None  # a true switch not yet detected
+        self._level_at_switch = float("nan")
+
+    @property
+    def level(self) -> float:
+        """The loss level of the current task: mean of its last ``window`` labelled losses."""
+        return float(self._tail.mean()) if len(self._tail) else float("nan")
+
+    def update(
+        self,
+        loss: np.ndarray,
+        boundaries: Sequence[int] = (),
+        true_switches: Sequence[int] = (),
+    ) -> None:
+        """One batch: ``boundaries`` are detected (or given) task starts, ``true_switches`` the
+        stream's real ones, both as offsets in this batch."""
+        loss = np.asarray(loss, dtype=np.float64)
+        cuts = sorted(set(boundaries))
+        switches = sorted(set(true_switches))
+        edges = sorted({0, len(loss), *cuts, *switches})
+        for a, b in itertools.pairwise(edges):
+            if a in switches:  # before a boundary at the same record: detected with delay 0
+                self._true_switch(self._seen + a)
+            if a in cuts:
+                self._boundary(self._seen + a)
+            self._observe(loss[a:b])
+        self._seen += len(loss)
+
+    def _true_switch(self, record: int) -> None:
+        if self._switch is None:
+            self._level_at_switch = self.level  # before the new regime's losses come in
+        else:
+            self.missed += 1
+        self._switch = record
+
+    def level_at(self, record: int) -> float:
+        """The level a boundary at ``record`` recovers to: the level just before the true
+        switch when one is pending (the records between a switch and its detection already
+        belong to the new regime), else the current level; a tracker that has just opened a
+        task at ``record`` answers with that task's level (for trackers that use it as
+        their reference)."""
+        if self._open is not None and self._open.record == record:
+            return self._open.level
+        return self._level_at_switch if self._switch is not None else self.level
+
+    def _boundary(self, record: int) -> None:
+        level = (self.reference or self).level_at(record)
+        if self._open is not None:
+            self._close()
+        self._open = BoundaryStats(record=record, level=level)
+        if self._switch is not None:
+            self._open.detection_delay = record - self._switch
+            self._switch = None
+        else:
+            self.false_alarms += 1
+        self._tail = np.zeros(0)
+        self._post = []
+
+    def _observe(self, seg: np.ndarray) -> None:
+        seg = seg[np.isfinite(seg)]
+        if not len(seg):
+            return
+        task = self._open
+        if task is not None and task.recovery_samples is None and np.isfinite(task.level):
+            prior = self._tail[-(self.window - 1) :] if self.window > 1 else np.zeros(0)
+            joined = np.concatenate([prior, seg])
+            csum = np.concatenate([[0.0], np.cumsum(joined)])
+            ends = np.arange(len(prior) + 1, len(joined) + 1)
+            starts = np.maximum(0, ends - self.window)
+            rolling = (csum[ends] - csum[starts]) / (ends - starts)
+            hit = np.flatnonzero(rolling <= (1 + self.tolerance) * task.level)
+            if len(hit):
+                task.recovery_samples = task.samples + int(hit[0]) + 1
+        if task is not None:
+            room = self.post_window - len(self._post)
+            if room > 0:
+                self._post.extend(seg[:room].tolist())
+                if len(self._post) == self.post_window:
+                    task.post_boundary_loss = float(np.mean(self._post))
+            task.samples += len(seg)
+        self._tail = np.concatenate([self._tail, seg])[-self.window :]
+
+    def _close(self) -> None:
+        task = self._open
+        assert task is not None
+        if task.recovery_samples is None:
+            task.recovery_samples, task.censored = task.samples, True
+        if task.post_boundary_loss is None and self._post:
+            task.post_boundary_loss = float(np.mean(self._post))
+        self.closed.append(task)
+
+    def summary(self) -> dict[str, float]:
+        """Medians and rates over the closed tasks."""
+        rec = [b.recovery_samples for b in self.closed if b.recovery_samples is not None]
+        post = [b.post_boundary_loss for b in self.closed if b.post_boundary_loss is not None]
+        delays = [b.detection_delay for b in self.closed if b.detection_delay is not None]
+        found = len(delays)
+        return {
+            "boundaries": float(len(self.closed)),
+            "recovery_samples_median": float(np.median(rec)) if rec else float("nan"),
+            "recovery_censored_fraction": float(np.mean([b.censored for b in self.closed]))
+            if self.closed
+            else float("nan"),
+            "post_boundary_loss": float(np.mean(post)) if post else float("nan"),
+            "detection_delay_median": float(np.median(delays)) if delays else float("nan"),
+            "detected_fraction": found / (found + self.missed)
+            if found + self.missed
+            else float("nan"),
+            "false_alarms_per_10k": 1e4 * self.false_alarms / self._seen if self._seen else 0.0,
+        }
+
+    def speedup(self, baseline: AdaptationTracker) -> float:
+        """Baseline recovery samples / this tracker's (medians over closed tasks)."""
+        mine = self.summary()["recovery_samples_median"]
+        theirs = baseline.summary()["recovery_samples_median"]
+        return theirs / mine if mine and np.isfinite(mine) else float("nan")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "closed": [asdict(b) for b in self.closed],
+            "open": asdict(self._open) if self._open is not None else None,
+            "missed": self.missed,
+            "false_alarms": self.false_alarms,
+            "seen": self._seen,
+            "tail": self._tail.tolist(),
+            "post": list(self._post),
+            "switch": self._switch,
+            "level_at_switch": self._level_at_switch,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.closed = [BoundaryStats(**b) for b in state["closed"]]
+        self._open = BoundaryStats(**state["open"]) if state["open"] is not None else None
+        self.missed = int(state["missed"])
+        self.false_alarms = int(state["false_alarms"])
+        self._seen = int(state["seen"])
+        self._tail = np.asarray(state["tail"], dtype=np.float64)
+        self._post = [float(v) for v in state["post"]]
+        self._switch = state["switch"]
+        self._level_at_switch = float(state["level_at_switch"])

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FixedWindow", "NoSegmenter", "Segmenter", "TaskField"]
+__all__ = ["FixedWindow", "LossJump", "NoSegmenter", "Segmenter", "TaskField"]
 
 
 class Segmenter(ABC):
@@ -145,3 +145,56 @@ class TaskField(Segmenter):
 
     def _load(self, state: dict[str, Any]) -> None:
         self._last = state["last"]
+
+
+class LossJump(Segmenter):
+    """The loss-jump test of OSAKA / Continual-MAML (Caccia et al., 2020): a boundary when a
+    batch's mean loss under the current fast weights exceeds ``(1 + margin)`` times the level
+    they had been reaching (an exponential average of earlier batches' mean losses).
+
+    It judges whole batches, so its boundary is the batch's first record.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float = 2.0,
+        decay: float = 0.9,
+        min_task_length: int = 50,
+        cooldown: int = 0,
+    ) -> None:
+        if margin <= 0 or not 0 <= decay < 1:
+            raise ValueError(f"margin={margin!r}, decay={decay!r}: need margin > 0, 0 <= decay < 1")
+        self.margin = margin
+        self.decay = decay
+        super().__init__(min_task_length=min_task_length, cooldown=cooldown)
+
+    def _restart(self) -> None:
+        self._level = float("nan")
+
+    def _observe(self, value: float) -> bool:
+        return False  # the test reads batches, in ``update``
+
+    def update(self, signal: np.ndarray, task: np.ndarray | None = None) -> None:
+        self._boundaries = []
+        signal = np.asarray(signal, dtype=np.float64)
+        labelled = signal[np.isfinite(signal)]
+        if len(labelled):
+            mean = float(labelled.mean())
+            jump = mean > (1 + self.margin) * self._level  # False while the level is NaN
+            if jump and self._length >= max(self.min_task_length, self.cooldown):
+                self._boundaries = [0]
+                self._task_id += 1
+                self._length = 0
+                self._level = mean
+            elif self._level != self._level:
+                self._level = mean
+            else:
+                self._level = self.decay * self._level + (1 - self.decay) * mean
+        self._length += len(signal)
+
+    def _state(self) -> dict[str, Any]:
+        return {"level": self._level}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._level = float(state["level"])

@@ -13,6 +13,7 @@ from streammeta.bench.streams import SinusoidStream, make_stream
 from streammeta.learn.base import Learner
 from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
 from streammeta.runtime.prequential import run_prequential
+from streammeta.segment.base import Segmenter
 
 # --- sinusoid stream -----------------------------------------------------------------------
 
@@ -184,6 +185,12 @@ class RecordingLearner(Learner):
     def begin_task(self) -> None:
         self.calls.append(("begin", self._n, 0))
 
+    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        self.calls.append(("predict", int(x[0, 0]), x.shape[0]))
+        out = torch.full((x.shape[0], 1), self._sum / self._n if self._n else 0.0)
+        loss = (out[:, 0] - y) ** 2 if y is not None else torch.full((x.shape[0],), torch.nan)
+        return out, loss
+
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         assert y is not None
         self.calls.append(("update", int(x[0, 0]), x.shape[0]))
@@ -240,3 +247,32 @@ def test_run_prequential_on_an_empty_stream() -> None:
     empty = np.zeros(0, dtype=np.float32)
     res = run_prequential(learner, empty[:, None], empty, np.zeros(0, dtype=np.int64), 4)
     assert learner.calls == [] and res.loss.shape == (0,) and res.y_hat.shape == (0,)
+
+
+def test_run_prequential_with_a_segmenter_predicts_then_segments_then_learns() -> None:
+    """With a segmenter, each batch is predicted first; the segmenter reads those losses and
+    the learner learns the batch with the boundary it found, at the found record."""
+
+    class JumpAt7(Segmenter):
+        def _observe(self, value: float) -> bool:
+            return value > 100.0  # y jumps to 2*idx at record 7 below: a loss far above 100
+
+    task = np.zeros(12, dtype=np.int64)
+    x = np.arange(12, dtype=np.float32)[:, None]
+    y = np.where(np.arange(12) < 7, 0.0, 50.0).astype(np.float32)
+    learner = RecordingLearner()
+    # at record 10 the loss is still high, but the new task is 3 records old: gated (min 5)
+    res = run_prequential(learner, x, y, task, 5, segmenter=JumpAt7(min_task_length=5))
+    assert learner.calls == [
+        ("predict", 0, 5),
+        ("update", 0, 5),
+        ("predict", 5, 5),
+        ("update", 5, 2),
+        ("begin", 7, 0),
+        ("update", 7, 3),
+        ("predict", 10, 2),
+        ("update", 10, 2),
+    ]
+    assert res.boundaries.tolist() == [7]
+    # the reported loss of record 7 is the first prediction's (mean of labels 0..4 = 0)
+    assert res.loss[7] == 2500.0

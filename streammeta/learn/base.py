@@ -60,6 +60,16 @@ class Learner(ABC):
             self._out, self._loss = torch.cat(outs), torch.cat(losses)
         self._end_batch()
 
+    def predict(self, x: Tensor, y: Tensor | None = None) -> None:
+        """Predict ``x`` with the current fast weights and learn nothing; ``output``, ``loss``
+        and ``prediction`` read as after ``update``. A segmenter judges these losses before
+        the learner learns the batch (with the boundaries it found)."""
+        self._out, self._loss = self._predict(x, y)
+
+    @abstractmethod
+    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Raw output and per-record loss (NaN without labels), no learning."""
+
     @abstractmethod
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         """Predict and learn records of one task; sets ``_out`` and ``_loss``."""

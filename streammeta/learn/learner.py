@@ -70,13 +70,18 @@ class FastWeightLearner(Learner):
         self._fast = {k: v.detach().clone() for k, v in self._task_start().items()}
         self._state = self.inner.init(self._fast)
 
-    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
-        x = x.to(self.device, non_blocking=True)
+    @torch.no_grad()
+    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = self.model(self._fast, x.to(self.device, non_blocking=True))
         if y is None:
-            with torch.no_grad():
-                self._out = self.model(self._fast, x)
-            self._loss = torch.full((x.shape[0],), float("nan"), device=self.device)
+            return out, torch.full((x.shape[0],), float("nan"), device=self.device)
+        return out, self.model.head.loss(out, y.to(self.device, non_blocking=True))
+
+    def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
+        if y is None:
+            self.predict(x)
             return
+        x = x.to(self.device, non_blocking=True)
         # counted where the mask was made (the host), before it moves to the device
         n = x.shape[0] if labelled is None else int(labelled.sum())
         y = y.to(self.device, non_blocking=True)

@@ -87,14 +87,22 @@ class ProtoNetLearner(MetaTrained, Learner):
         self._sums.zero_()
         self._counts.zero_()
 
+    @torch.no_grad()
+    def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        emb = self.model(self._params(), x.to(self.device, non_blocking=True))
+        out = prototype_logits(emb, self._sums, self._counts)
+        if y is None:
+            return out, torch.full((x.shape[0],), float("nan"), device=self.device)
+        return out, self.head.loss(out, y.to(self.device, non_blocking=True))
+
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
+        if y is None:
+            self.predict(x)
+            return
         x = x.to(self.device, non_blocking=True)
         with torch.no_grad():
             emb = self.model(self._params(), x)
             self._out = prototype_logits(emb, self._sums, self._counts)
-        if y is None:
-            self._loss = torch.full((x.shape[0],), float("nan"), device=self.device)
-            return
         y = y.to(self.device, non_blocking=True)
         if labelled is not None:  # placeholders of unlabelled rows (-1) must not reach the loss
             labelled = labelled.to(self.device, non_blocking=True)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from streammeta.learn.base import Learner
+from streammeta.segment.base import Segmenter
 
 __all__ = ["PrequentialResult", "run_prequential"]
 
@@ -26,6 +27,7 @@ class PrequentialResult:
     y_hat: np.ndarray
     task: np.ndarray
     seconds: float
+    boundaries: np.ndarray  # records at which the learner was told a new task began
 
     @property
     def records_per_s(self) -> float:
@@ -41,11 +43,15 @@ def run_prequential(
     *,
     on_batch: Callable[[int], None] | None = None,
     first_task_is_new: bool = False,
+    segmenter: Segmenter | None = None,
 ) -> PrequentialResult:
     """Run ``learner`` over the stream in micro-batches of ``batch_size``.
 
-    ``on_batch(records_done)`` is called after every batch (live status, progress bars).
-    ``first_task_is_new`` calls ``begin_task`` before the first record as well.
+    Without a ``segmenter`` the learner is told the stream's own task switches (``task``).
+    With one, each batch is first predicted, the segmenter reads its losses (or 0/1 errors),
+    and the learner then learns the batch with the boundaries found, mid-batch; the reported
+    losses are those of the first prediction. ``on_batch(records_done)`` is called after every
+    batch; ``first_task_is_new`` calls ``begin_task`` before the first record as well.
     """
     xt = torch.from_numpy(np.ascontiguousarray(x))
     yt = torch.from_numpy(np.ascontiguousarray(y))
@@ -54,15 +60,29 @@ def run_prequential(
         switch = np.append(0, switch)
     losses: list[torch.Tensor] = []
     preds: list[torch.Tensor] = []
+    told: list[int] = []
     t0 = time.perf_counter()
     for s in range(0, len(task), batch_size):
         e = min(s + batch_size, len(task))
-        lo, hi = np.searchsorted(switch, [s, e])
-        learner.update(xt[s:e], yt[s:e], boundaries=(switch[lo:hi] - s).tolist())
-        losses.append(learner.loss)
-        preds.append(learner.prediction)
+        if segmenter is None:
+            lo, hi = np.searchsorted(switch, [s, e])
+            cuts = (switch[lo:hi] - s).tolist()
+        else:
+            learner.predict(xt[s:e], yt[s:e])
+            loss, pred = learner.loss, learner.prediction
+            signal = loss if segmenter.reads == "loss" else (pred.cpu() != yt[s:e]).double()
+            segmenter.update(signal.cpu().numpy(), task[s:e])
+            cuts = segmenter.boundaries
+        learner.update(xt[s:e], yt[s:e], boundaries=cuts)
+        losses.append(learner.loss if segmenter is None else loss)
+        preds.append(learner.prediction if segmenter is None else pred)
+        told.extend(s + c for c in cuts)
         if on_batch is not None:
             on_batch(e)
-    loss = torch.cat(losses).cpu().numpy() if losses else np.zeros(0)
-    y_hat = torch.cat(preds).cpu().numpy() if preds else np.zeros(0)
-    return PrequentialResult(loss=loss, y_hat=y_hat, task=task, seconds=time.perf_counter() - t0)
+    return PrequentialResult(
+        loss=torch.cat(losses).cpu().numpy() if losses else np.zeros(0),
+        y_hat=torch.cat(preds).cpu().numpy() if preds else np.zeros(0),
+        task=task,
+        seconds=time.perf_counter() - t0,
+        boundaries=np.asarray(told, dtype=np.int64),
+    )

@@ -26,6 +26,8 @@ class Segmenter(ABC):
     boundary to be ``cooldown`` records back; explicit task changes are always boundaries.
     """
 
+    reads = "loss"  # the per-record signal it reads: "loss", or "error" (0/1, classification)
+
     def __init__(self, *, min_task_length: int = 1, cooldown: int = 0) -> None:
         if min_task_length < 1:
             raise ValueError(f"min_task_length={min_task_length!r}: must be at least 1")
@@ -152,14 +154,18 @@ class LossJump(Segmenter):
     batch's mean loss under the current fast weights exceeds ``(1 + margin)`` times the level
     they had been reaching (an exponential average of earlier batches' mean losses).
 
-    It judges whole batches, so its boundary is the batch's first record.
+    It judges whole batches, so its boundary is the batch's first record. It suits learners
+    that adapt fast: after a switch their loss rises for a batch or two only, a burst that
+    detectors of lasting shifts (ADWIN) mostly miss. The level follows recent batches closely
+    (``decay`` 0.5): on the sinusoid stream with the meta-learner it found 268 of 299 switches
+    with no false alarm, where 0.9 found 100.
     """
 
     def __init__(
         self,
         *,
         margin: float = 2.0,
-        decay: float = 0.9,
+        decay: float = 0.5,
         min_task_length: int = 50,
         cooldown: int = 0,
     ) -> None:

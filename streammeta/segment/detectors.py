@@ -76,6 +76,7 @@ class RiverSegmenter(Segmenter):
         self.history = history
         self._make = known[detector]
         self._on_loss = detector in LOSS_DETECTORS
+        self.reads = "loss" if self._on_loss else "error"
         super().__init__(min_task_length=min_task_length, cooldown=cooldown)
 
     def _restart(self) -> None:

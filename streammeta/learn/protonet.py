@@ -88,9 +88,13 @@ class ProtoNetLearner(MetaTrained, Learner):
         self._counts.zero_()
 
     @torch.no_grad()
+    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Embeddings of ``x`` (on the device) and their prototype logits."""
+        emb = self.model(self._params(), x)
+        return emb, prototype_logits(emb, self._sums, self._counts)
+
     def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
-        emb = self.model(self._params(), x.to(self.device, non_blocking=True))
-        out = prototype_logits(emb, self._sums, self._counts)
+        _, out = self._embed(x.to(self.device, non_blocking=True))
         if y is None:
             return out, torch.full((x.shape[0],), float("nan"), device=self.device)
         return out, self.head.loss(out, y.to(self.device, non_blocking=True))
@@ -100,9 +104,7 @@ class ProtoNetLearner(MetaTrained, Learner):
             self.predict(x)
             return
         x = x.to(self.device, non_blocking=True)
-        with torch.no_grad():
-            emb = self.model(self._params(), x)
-            self._out = prototype_logits(emb, self._sums, self._counts)
+        emb, self._out = self._embed(x)
         y = y.to(self.device, non_blocking=True)
         if labelled is not None:  # placeholders of unlabelled rows (-1) must not reach the loss
             labelled = labelled.to(self.device, non_blocking=True)

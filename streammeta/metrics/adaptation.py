@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from streammeta.metrics.tracker import AdaptationTracker
+
 __all__ = ["loss_curve", "positions", "recovery_samples", "window_mean"]
 
 
@@ -60,21 +62,11 @@ def recovery_samples(
     tolerance: float = 0.1,
     min_task: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Recovery samples and a censored flag for every boundary of tasks ``>= min_task``."""
-    bounds = np.flatnonzero(np.diff(task) != 0) + 1
-    ends = np.append(bounds[1:], len(task))
-    samples, censored = [], []
-    for prev, (b, e) in zip(np.append(0, bounds[:-1]), zip(bounds, ends, strict=True), strict=True):
-        if task[b] < min_task:
-            continue
-        before, seg = loss[prev:b], loss[b:e]
-        before, seg = before[np.isfinite(before)], seg[np.isfinite(seg)]  # labelled samples only
-        level = before[-window:].mean()
-        csum = np.cumsum(seg)
-        n = np.arange(1, len(seg) + 1)
-        lagged = np.concatenate([np.zeros(window), csum])[: len(seg)]
-        rolling = (csum - lagged) / np.minimum(n, window)
-        hit = np.flatnonzero(rolling <= (1 + tolerance) * level)
-        samples.append(int(hit[0]) + 1 if len(hit) else len(seg))
-        censored.append(not len(hit))
-    return np.asarray(samples, dtype=np.int64), np.asarray(censored, dtype=bool)
+    """Recovery samples and a censored flag for every boundary of tasks ``>= min_task``: the
+    online ``AdaptationTracker`` run over a whole recorded stream."""
+    tracker = AdaptationTracker(window=window, tolerance=tolerance)
+    tracker.update(loss, boundaries=(np.flatnonzero(np.diff(task) != 0) + 1).tolist())
+    tracker.finish()
+    kept = [b for b in tracker.closed if task[b.record] >= min_task]
+    samples = np.asarray([b.recovery_samples for b in kept], dtype=np.int64)
+    return samples, np.asarray([b.censored for b in kept], dtype=bool)

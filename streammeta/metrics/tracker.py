@@ -89,8 +89,8 @@ class AdaptationTracker:
         """One batch: ``boundaries`` are detected (or given) task starts, ``true_switches`` the
         stream's real ones, both as offsets in this batch."""
         loss = np.asarray(loss, dtype=np.float64)
-        cuts = sorted(set(boundaries))
-        switches = sorted(set(true_switches))
+        cuts = set(boundaries)
+        switches = set(true_switches)
         edges = sorted({0, len(loss), *cuts, *switches})
         for a, b in itertools.pairwise(edges):
             if a in switches:  # before a boundary at the same record: detected with delay 0
@@ -153,6 +153,12 @@ class AdaptationTracker:
                     task.post_boundary_loss = float(np.mean(self._post))
             task.samples += len(seg)
         self._tail = np.concatenate([self._tail, seg])[-self.window :]
+
+    def finish(self) -> None:
+        """The stream ended: close the open task (censored if it has not recovered)."""
+        if self._open is not None:
+            self._close()
+            self._open = None
 
     def _close(self) -> None:
         task = self._open

@@ -78,11 +78,11 @@ class FineTune(OnlineSGD):
     def _task_start(self) -> Params:
         return self._fast if self._fixed is None else self._fixed
 
-    def snapshot(self) -> dict[str, Any]:
-        return {**super().snapshot(), "seen": self._seen, "fixed": self._fixed or {}}
+    def _state_dict(self) -> dict[str, Any]:
+        return {**super()._state_dict(), "seen": self._seen, "fixed": self._fixed or {}}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        super().restore(state)
+    def _load_state(self, state: dict[str, Any]) -> None:
+        super()._load_state(state)
         self._seen = int(state["seen"])
         self._fixed = {k: v.to(self.device) for k, v in state["fixed"].items()} or None
 

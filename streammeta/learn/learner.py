@@ -115,17 +115,22 @@ class FastWeightLearner(Learner):
         return self.model.head.predict(out)
 
     def snapshot(self) -> dict[str, Any]:
-        return copy_state(
-            {
-                "fast": self._fast,
-                "state": self._state,
-                "inner": self.inner.state_dict(),
-                "gen": self._gen.get_state(),
-            }
-        )
+        return copy_state(self._state_dict())
 
     def restore(self, state: dict[str, Any]) -> None:
-        state = copy_state(state)
+        self._load_state(copy_state(state))
+
+    def _state_dict(self) -> dict[str, Any]:
+        """The state, not yet copied (``snapshot`` copies it once)."""
+        return {
+            "fast": self._fast,
+            "state": self._state,
+            "inner": self.inner.state_dict(),
+            "gen": self._gen.get_state(),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Take over ``state`` (``restore`` hands over a private copy)."""
         self._fast = {k: v.to(self.device) for k, v in state["fast"].items()}
         self._state = {k: v.to(self.device) for k, v in state["state"].items()}
         self.inner.load_state_dict(state["inner"])
@@ -206,12 +211,14 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             "tasks_closed": float(self.trainer.buffer.tasks_closed),
         }
 
-    def snapshot(self) -> dict[str, Any]:
-        meta = copy_state({"meta": self.meta.state_dict(), "trainer": self.trainer.snapshot()})
-        return {**super().snapshot(), **meta}
+    def _state_dict(self) -> dict[str, Any]:
+        return {
+            **super()._state_dict(),
+            "meta": self.meta.state_dict(),
+            "trainer": self.trainer.snapshot(),
+        }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        state = copy_state(state)
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.meta.load_state_dict(state["meta"])
-        super().restore(state)
+        super()._load_state(state)
         self.trainer.restore(state["trainer"])

@@ -15,10 +15,10 @@ from streammeta.config import ConfigError, describe_fields, env_name, load_confi
 __all__ = ["main"]
 
 _SECTIONS = {
-    "demo": ("learner", "stream", "demo"),
-    "adaptation": ("learner",),
+    "demo": ("learner", "stream", "segment", "demo"),
+    "adaptation": ("learner", "segment"),
     "throughput": ("learner",),
-    "config": ("learner", "stream", "demo", "metrics"),
+    "config": ("learner", "stream", "segment", "demo", "metrics"),
 }
 
 

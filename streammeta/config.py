@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from streammeta.bench.streams import STREAMS
 from streammeta.errors import StreamMetaError
+from streammeta.segment import ERROR_DETECTORS, SEGMENTERS
 
 __all__ = [
     "ENV_IGNORED",
@@ -38,6 +39,7 @@ __all__ = [
     "DemoConfig",
     "LearnerConfig",
     "MetricsConfig",
+    "SegmentConfig",
     "StreamConfig",
     "describe_fields",
     "env_name",
@@ -161,6 +163,24 @@ class StreamConfig(_Section):
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentConfig(_Section):
+    """How the stream is cut into tasks. A change of a record's explicit ``task`` field is a
+    boundary whatever the detector says."""
+
+    SECTION: ClassVar[str] = "segment"
+    detector: str = _f(
+        "adwin",
+        "boundary rule: a river detector on the loss (adwin, page_hinkley, kswin) or on the 0/1 "
+        "error of a classifier (ddm, eddm, hddm_a, hddm_w, fhddm), loss_jump (OSAKA), task "
+        "(explicit field only), fixed windows, or none",
+        choices=SEGMENTERS,
+    )
+    min_task_length: int = _f(50, "records a task holds before a detected boundary", ge=1)
+    cooldown: int = _f(0, "records after a boundary before the next can be detected", ge=0)
+    window: int = _f(100, "records per task for detector 'fixed'", ge=1)
+
+
+@dataclass(frozen=True, slots=True)
 class DemoConfig(_Section):
     """The ``demo`` command."""
 
@@ -184,13 +204,27 @@ class Config:
 
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _SECTIONS: dict[str, Any] = {
-    c.SECTION: c for c in (LearnerConfig, StreamConfig, DemoConfig, MetricsConfig)
+    c.SECTION: c for c in (LearnerConfig, StreamConfig, SegmentConfig, DemoConfig, MetricsConfig)
 }
+
+
+#: Checks across sections, in the sections' format with dotted keys.
+_CROSS_RULES: tuple[_Rule, ...] = (
+    (
+        ("segment.detector", "learner.task"),
+        lambda v: (
+            v["segment.detector"] not in ERROR_DETECTORS or v["learner.task"] == "classification"
+        ),
+        "error detectors read a classifier's 0/1 error; set learner.task = 'classification' or "
+        "pick a loss detector (adwin, page_hinkley, kswin, loss_jump)",
+    ),
+)
 
 
 def _choices(f: dataclasses.Field[Any]) -> tuple[str, ...]:
@@ -250,11 +284,23 @@ def _check(cls: Any, raw: _Raw) -> tuple[dict[str, Any], list[str]]:
             values[f.name] = _convert(f, value)
         except (TypeError, ValueError, KeyError):
             problems.append(f"{cls.SECTION}.{f.name} = {value!r} ({source}): must be {_expect(f)}")
-    for names, ok, fix in cls.RULES:
-        if all(n in values for n in names) and not ok(values):
-            where = [f"{cls.SECTION}.{n} = {given[n][0]!r} ({given[n][1]})" for n in names]
-            problems.append(f"{' with '.join(where)}: {fix}")
+    problems += _broken(cls.RULES, values, given.__getitem__, f"{cls.SECTION}.")
     return values, problems
+
+
+def _broken(
+    rules: tuple[_Rule, ...],
+    values: Mapping[str, Any],
+    given: Callable[[str], tuple[object, str]],
+    prefix: str = "",
+) -> list[str]:
+    """A problem for every rule ``values`` break, naming each field's value and its source."""
+    out = []
+    for names, ok, fix in rules:
+        if all(n in values for n in names) and not ok(values):
+            where = [f"{prefix}{n} = {given(n)[0]!r} ({given(n)[1]})" for n in names]
+            out.append(f"{' with '.join(where)}: {fix}")
+    return out
 
 
 def describe_fields() -> list[tuple[str, str, object, str]]:
@@ -328,6 +374,12 @@ def load_config(
             put(dotted, value, f"from flag {dotted}")
     checked = {sec: _check(cls, raw[sec]) for sec, cls in _SECTIONS.items()}
     problems += [problem for _, errors in checked.values() for problem in errors]
+    values = {f"{sec}.{k}": v for sec, (vals, _) in checked.items() for k, v in vals.items()}
+    problems += _broken(
+        _CROSS_RULES,
+        values,
+        lambda n: raw[n.split(".")[0]].get(n.split(".")[1], (values[n], "default")),
+    )
     if problems:
         raise ConfigError(problems)
     return Config(**{sec: _SECTIONS[sec](**values) for sec, (values, _) in checked.items()})

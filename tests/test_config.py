@@ -207,7 +207,7 @@ def test_error_unknown_keys_suggest_the_closest(tmp_path: Path) -> None:
 def test_error_unknown_section_without_close_match(tmp_path: Path) -> None:
     (msg,) = _problems(env={"STREAMMETA_ZZZ__QQQ": "1"})
     assert "STREAMMETA_ZZZ__QQQ = '1'" in msg
-    assert "unknown key; sections are learner, stream, demo, metrics" in msg
+    assert "unknown key; sections are learner, stream, segment, demo, metrics" in msg
     path = tmp_path / "c.toml"
     path.write_text("top = 3\n")
     (msg,) = _problems(path=path, env={})
@@ -297,7 +297,13 @@ def test_describe_fields_covers_every_field() -> None:
     assert all(kind and help_text for _, kind, _, help_text in rows)
     assert rows[-1][:3] == ("metrics.port", "int >= 0 and <= 65535", 0)
     assert ("stream.name", "|".join(STREAMS), "sinusoid") in [row[:3] for row in rows]
-    assert [f.name for f in dataclasses.fields(Config)] == ["learner", "stream", "demo", "metrics"]
+    assert [f.name for f in dataclasses.fields(Config)] == [
+        "learner",
+        "stream",
+        "segment",
+        "demo",
+        "metrics",
+    ]
 
 
 def test_to_dict_round_trips_through_load(tmp_path: Path) -> None:
@@ -319,3 +325,13 @@ def test_to_dict_round_trips_through_load(tmp_path: Path) -> None:
     path = _write_toml(tmp_path / "snapshot.toml", tables)
     assert load_config(path, env={}) == cfg
     assert to_dict(load_config(env={})) == to_dict(Config())
+
+
+def test_error_detectors_need_a_classifier() -> None:
+    (msg,) = _problems(env={}, overrides={"segment.detector": "ddm"})
+    assert msg.startswith(
+        "segment.detector = 'ddm' (from flag segment.detector) with "
+        "learner.task = 'regression' (default): error detectors read a classifier's 0/1 error"
+    )
+    flags = {"segment.detector": "ddm", "learner.task": "classification", "learner.n_classes": 2}
+    assert load_config(env={}, overrides=flags).segment.detector == "ddm"

@@ -16,7 +16,7 @@ import torch
 
 from streammeta.bench.streams import make_stream
 from streammeta.config import Config, to_dict
-from streammeta.learn.factory import build_baseline, build_learner
+from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.metrics.adaptation import loss_curve, window_mean
 from streammeta.runtime.prequential import run_prequential
 
@@ -41,7 +41,8 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
     limit = d.records or s.records
     losses: dict[str, list[np.ndarray]] = {"meta": [], "base": []}
     tasks: list[np.ndarray] = []
-    done, prev, t0 = 0, None, time.perf_counter()
+    segmenters = {key: build_segmenter(config.segment) for key in ("meta", "base")}
+    done, t0 = 0, time.perf_counter()
 
     def status() -> Table:
         el = time.perf_counter() - t0
@@ -69,14 +70,18 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
         with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
             while done < limit and time.perf_counter() - t0 < d.duration:
                 chunk = stream.take(min(step, limit - done))
-                fresh = prev is not None and int(chunk.task[0]) != prev
                 for key, learner in (("meta", meta), ("base", base)):
                     r = run_prequential(
-                        learner, chunk.x, chunk.y, chunk.task, s.batch_size, first_task_is_new=fresh
+                        learner,
+                        chunk.x,
+                        chunk.y,
+                        chunk.task,
+                        s.batch_size,
+                        segmenter=segmenters[key],
+                        explicit_tasks=True,  # the stream's records carry their task field
                     )
                     losses[key].append(r.loss)
                 tasks.append(chunk.task)
-                prev = int(chunk.task[-1])
                 done += len(chunk)
                 live.update(status())
         console.print()

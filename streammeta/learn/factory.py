@@ -1,4 +1,4 @@
-"""Build learners from the validated config (``[learner]``).
+"""Build learners and segmenters from the validated config (``[learner]``, ``[segment]``).
 
 >>> from streammeta.config import load_config
 >>> cfg = load_config(env={}).learner
@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from streammeta.config import LearnerConfig
+from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Head, Regression
 from streammeta.learn.protonet import ProtoNetLearner
 from streammeta.learn.trainer import MetaTraining
+from streammeta.segment import Segmenter, make_segmenter
 
-__all__ = ["build_baseline", "build_learner", "build_model"]
+__all__ = ["build_baseline", "build_learner", "build_model", "build_segmenter"]
 
 
 def build_model(cfg: LearnerConfig) -> FunctionalModel:
@@ -67,3 +68,10 @@ def build_baseline(kind: str, cfg: LearnerConfig, *, pretrain_records: int = 100
             model, lr=cfg.inner_lr, pretrain_records=pretrain_records, device=device, seed=cfg.seed
         )
     raise ValueError(f"baseline {kind!r}: must be one of 'online_sgd', 'reset_sgd', 'finetune'")
+
+
+def build_segmenter(cfg: SegmentConfig) -> Segmenter:
+    """The segmenter ``[segment]`` describes."""
+    return make_segmenter(
+        cfg.detector, min_task_length=cfg.min_task_length, cooldown=cfg.cooldown, window=cfg.window
+    )

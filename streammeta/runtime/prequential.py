@@ -44,14 +44,17 @@ def run_prequential(
     on_batch: Callable[[int], None] | None = None,
     first_task_is_new: bool = False,
     segmenter: Segmenter | None = None,
+    explicit_tasks: bool = False,
 ) -> PrequentialResult:
     """Run ``learner`` over the stream in micro-batches of ``batch_size``.
 
     Without a ``segmenter`` the learner is told the stream's own task switches (``task``).
     With one, each batch is first predicted, the segmenter reads its losses (or 0/1 errors),
     and the learner then learns the batch with the boundaries found, mid-batch; the reported
-    losses are those of the first prediction. ``on_batch(records_done)`` is called after every
-    batch; ``first_task_is_new`` calls ``begin_task`` before the first record as well.
+    losses are those of the first prediction. ``explicit_tasks`` shows the segmenter the
+    records' task values (as a ``task`` field would), else it must find the switches itself.
+    ``on_batch(records_done)`` is called after every batch; ``first_task_is_new`` calls
+    ``begin_task`` before the first record as well.
     """
     xt = torch.from_numpy(np.ascontiguousarray(x))
     yt = torch.from_numpy(np.ascontiguousarray(y))
@@ -71,7 +74,7 @@ def run_prequential(
             learner.predict(xt[s:e], yt[s:e])
             loss, pred = learner.loss, learner.prediction
             signal = loss if segmenter.reads == "loss" else (pred.cpu() != yt[s:e]).double()
-            segmenter.update(signal.cpu().numpy(), task[s:e])
+            segmenter.update(signal.cpu().numpy(), task[s:e] if explicit_tasks else None)
             cuts = segmenter.boundaries
         learner.update(xt[s:e], yt[s:e], boundaries=cuts)
         losses.append(learner.loss if segmenter is None else loss)

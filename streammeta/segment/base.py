@@ -38,6 +38,7 @@ class Segmenter(ABC):
         self._reset()
 
     def _reset(self) -> None:
+        self._last_task: object = None  # the last explicit task value seen
         self._task_id = 0
         self._length = 0  # records in the current task so far
         self._boundaries: list[int] = []
@@ -75,8 +76,14 @@ class Segmenter(ABC):
             self._length += 1
 
     def _forced(self, i: int, task: np.ndarray | None) -> bool:
-        """Whether record ``i`` opens a task regardless of any detector."""
-        return False
+        """Whether record ``i`` opens a task regardless of any detector: its explicit ``task``
+        value differs from the previous record's."""
+        if task is None:
+            return False
+        value = task[i].item() if hasattr(task[i], "item") else task[i]
+        changed = self._last_task is not None and value != self._last_task
+        self._last_task = value
+        return changed
 
     @abstractmethod
     def _observe(self, value: float) -> bool:
@@ -86,11 +93,17 @@ class Segmenter(ABC):
         """Forget the current task (called at every boundary)."""
 
     def snapshot(self) -> dict[str, Any]:
-        return {"task_id": self._task_id, "length": self._length, **self._state()}
+        return {
+            "task_id": self._task_id,
+            "length": self._length,
+            "last_task": self._last_task,
+            **self._state(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         self._task_id = int(state["task_id"])
         self._length = int(state["length"])
+        self._last_task = state["last_task"]
         self._boundaries = []
         self._load(state)
 
@@ -121,15 +134,12 @@ class FixedWindow(Segmenter):
         return False
 
     def _forced(self, i: int, task: np.ndarray | None) -> bool:
-        return self._length >= self.window
+        return super()._forced(i, task) or self._length >= self.window
 
 
 class TaskField(Segmenter):
-    """Explicit tasks: a change of the record's ``task`` value is a boundary."""
-
-    def _restart(self) -> None:
-        if not hasattr(self, "_last"):
-            self._last: object = None
+    """Explicit tasks only: a change of the record's ``task`` value is a boundary (every
+    segmenter honours explicit task values; this one has no detector besides)."""
 
     def _observe(self, value: float) -> bool:
         return False
@@ -137,16 +147,7 @@ class TaskField(Segmenter):
     def _forced(self, i: int, task: np.ndarray | None) -> bool:
         if task is None:
             raise ValueError("TaskField needs the records' task values: update(signal, task)")
-        value = task[i].item() if hasattr(task[i], "item") else task[i]
-        changed = self._last is not None and value != self._last
-        self._last = value
-        return changed
-
-    def _state(self) -> dict[str, Any]:
-        return {"last": self._last}
-
-    def _load(self, state: dict[str, Any]) -> None:
-        self._last = state["last"]
+        return super()._forced(i, task)
 
 
 class LossJump(Segmenter):
@@ -182,12 +183,18 @@ class LossJump(Segmenter):
         return False  # the test reads batches, in ``update``
 
     def update(self, signal: np.ndarray, task: np.ndarray | None = None) -> None:
-        self._boundaries = []
         signal = np.asarray(signal, dtype=np.float64)
+        self._boundaries = [i for i in range(len(signal)) if self._forced(i, task)]
+        if self._boundaries:  # explicit task changes: the last one's records start the level
+            self._task_id += len(self._boundaries)
+            self._length = 0
+            self._restart()
+            signal = signal[self._boundaries[-1] :]
         labelled = signal[np.isfinite(signal)]
         if len(labelled):
             mean = float(labelled.mean())
-            jump = mean > (1 + self.margin) * self._level  # False while the level is NaN
+            # False while the level is NaN (as after an explicit task change)
+            jump = mean > (1 + self.margin) * self._level
             if jump and self._length >= max(self.min_task_length, self.cooldown):
                 self._boundaries = [0]
                 self._task_id += 1

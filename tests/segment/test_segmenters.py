@@ -132,6 +132,20 @@ def test_task_field_marks_every_change_across_batches() -> None:
         seg.update(np.zeros(2))
 
 
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_every_segmenter_honours_explicit_task_changes(name: str) -> None:
+    """DESIGN: a change of a record's ``task`` is a boundary whatever the detector says; the
+    detector's own gating (minimum length, cooldown) does not hold it back."""
+    seg = make_segmenter(name, min_task_length=1000, cooldown=1000, window=10_000)
+    task = np.repeat([3, 3, 5, 9], [25, 1, 7, 17])
+    found = []
+    for start in range(0, len(task), 8):
+        seg.update(np.full(len(task[start : start + 8]), 0.5), task[start : start + 8])
+        found += [start + b for b in seg.boundaries]
+    assert found == [26, 33]
+    assert seg.task_id == 2
+
+
 def test_fixed_window_and_none() -> None:
     fixed, none = FixedWindow(window=30), make_segmenter("none")
     for batch in _batches(np.ones(100), 8):
@@ -166,7 +180,8 @@ def test_snapshot_round_trip_continues_exactly(name: str, tmp_path: object) -> N
     def feed(seg: Segmenter, lo: int, hi: int) -> list[int]:
         out = []
         for start in range(lo, hi, 10):
-            seg.update(signal[start : min(start + 10, hi)], task[start : min(start + 10, hi)])
+            told = task[start : min(start + 10, hi)] if name == "task" else None
+            seg.update(signal[start : min(start + 10, hi)], told)
             out += [start + b for b in seg.boundaries]
         return out
 

@@ -1,5 +1,5 @@
-"""River's generators as switching streams: reproducible, read-order independent, and every
-switch really changes the concept."""
+"""River's generators as switching streams: features in [0, 1], and every switch really changes
+the concept (the contract in test_streams_contract covers the rest)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,12 @@ from streammeta.bench.river_streams import RIVER_STREAMS, RiverSwitchingStream
 
 
 @pytest.mark.parametrize("kind", RIVER_STREAMS)
-def test_reproducible_and_independent_of_how_it_is_read(kind: str) -> None:
-    whole = RiverSwitchingStream(kind, task_length=70, seed=3).take(300)
-    pieces = RiverSwitchingStream(kind, task_length=70, seed=3)
-    parts = [pieces.take(n) for n in (33, 100, 1, 166)]
-    np.testing.assert_array_equal(whole.x, np.concatenate([p.x for p in parts]))
-    np.testing.assert_array_equal(whole.y, np.concatenate([p.y for p in parts]))
-    np.testing.assert_array_equal(whole.task, np.concatenate([p.task for p in parts]))
-    other = RiverSwitchingStream(kind, task_length=70, seed=4).take(300)
-    assert not np.array_equal(whole.x, other.x)
-
-
-@pytest.mark.parametrize("kind", RIVER_STREAMS)
-def test_switch_points_features_and_labels(kind: str) -> None:
+def test_features_in_unit_range(kind: str) -> None:
     stream = RiverSwitchingStream(kind, task_length=250, seed=0)
     chunk = stream.take(1000)
-    assert chunk.switches.tolist() == [0, 250, 500, 750]
-    assert chunk.x.shape == (1000, stream.n_features) and chunk.x.dtype == np.float32
+    assert chunk.x.shape == (1000, stream.n_features)
     assert chunk.x.min() >= 0.0 and chunk.x.max() <= 1.0
-    assert set(np.unique(chunk.y).tolist()) == {0, 1}
+    assert stream.name == kind and stream.task_length == 250
 
 
 # accuracy of a logistic regression trained on 1,500 records of a task, on the rest of that

@@ -14,10 +14,14 @@ from streammeta.bench.throughput import measure_meta_update, measure_records_per
 from streammeta.cli import main
 from streammeta.config import load_config
 
-ADAPTATION_FIELDS = {
-    "mse_after_1_step",
-    "mse_after_5_steps",
+ADAPTATION_FIELDS = {  # the fields, on every learner of every stream
+    "prequential_loss",
+    "prequential_accuracy",
     "recovery_samples_median",
+    "post_boundary_loss",
+    "detection_delay_median",
+    "detected_fraction",
+    "false_alarms_per_10k",
     "records_per_s",
 }
 
@@ -96,21 +100,37 @@ def test_demo_runs_and_writes_a_report(tmp_path: Path) -> None:
 
 
 def test_adaptation_benchmark_writes_the_schema(tmp_path: Path) -> None:
+    learners = ("maml+metasgd", "maml+metasgd@oracle", "online_sgd", "river_logreg")
     plan = AdaptationPlan(
-        tasks=12, min_task=4, task_length=60, workers=1, learners=("maml+metasgd", "online_sgd")
-    )
+        streams=("sinusoid", "stagger"), tasks=8, min_task=2, task_length=150, workers=1,
+        learners=learners,
+    )  # fmt: skip
     results = run_adaptation(plan, load_config(env={}).learner, tmp_path, log=lambda _: None)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["streams"] == json.loads(json.dumps(results["streams"]))
-    entry = on_disk["streams"]["sinusoid"]
-    assert entry["default_learner"] == "maml+metasgd"
-    assert list(entry["learners"]) == ["maml+metasgd", "online_sgd"]
-    for row in entry["learners"].values():
-        assert set(row) >= ADAPTATION_FIELDS
-        assert row["records_per_s"] > 0 and row["mse_after_1_step"] > 0
-    assert entry["learners"]["maml+metasgd"]["meta_updates"] > 0
-    assert "| maml+metasgd |" in (tmp_path / "results.md").read_text()
-    assert (tmp_path / "adaptation_sinusoid.png").stat().st_size > 10_000
+    assert on_disk["segment"]["detector"] == "adwin"
+    for name, entry in on_disk["streams"].items():
+        assert entry["default_learner"] == "maml+metasgd"
+        assert entry["records"] == 8 * 150 and entry["warm_up_records"] == 300
+        assert entry["true_switches_counted"] == 6
+        assert list(entry["learners"]) == list(learners)
+        for row in entry["learners"].values():
+            assert set(row) >= ADAPTATION_FIELDS
+            assert row["records_per_s"] > 0 and row["prequential_loss"] > 0
+            assert row["recovery_samples_median"] > 0  # timed from every true switch
+        rows = entry["learners"]
+        assert rows["maml+metasgd"]["meta_updates"] > 0
+        assert rows["maml+metasgd"]["false_alarms_per_10k"] is not None
+        for told in ("maml+metasgd@oracle", "river_logreg"):  # nothing of theirs to detect
+            assert rows[told]["detected_fraction"] is None
+        classify = name == "stagger"
+        assert (rows["river_logreg"]["prequential_accuracy"] is not None) == classify
+        assert ("mse_after_1_step" in rows["online_sgd"]) != classify
+        assert (tmp_path / f"adaptation_{name}.png").stat().st_size > 10_000
+    assert {t["stream"] for t in on_disk["targets"]} == {"sinusoid", "stagger"}
+    assert all(isinstance(t["met"], bool) for t in on_disk["targets"])
+    table = (tmp_path / "results.md").read_text()
+    assert "| maml+metasgd |" in table and "| stagger | accuracy vs river_logreg |" in table
 
 
 def test_throughput_measurements_are_live() -> None:

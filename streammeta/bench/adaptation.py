@@ -1,16 +1,25 @@
-"""The adaptation benchmark: every learner on the same seeded stream, prequentially, K=10.
+"""The adaptation benchmark: every learner on the same seeded records of every stream.
 
-For each learner it reports ``mse_after_1_step`` (mean loss on samples 11-20 after a boundary:
-one inner step on samples 1-10), ``mse_after_5_steps`` (samples 51-60), recovery samples, the
-prequential loss and records/s. Only boundaries once the stream has shown ``min_task`` tasks
-count (500 in the full run), so the figures measure a meta-learner that has learned online
-from the stream alone. Learners run in worker processes, one torch thread each.
+streammeta's learners cut the stream into tasks themselves, with the configured segmenter
+(ADWIN on the loss by default) reading each learner's own losses; ``@oracle`` learners are told
+the true switches instead, to show what perfect segmentation would give. river's adaptive
+models run on the same records, record by record.
+
+Per learner it reports the prequential loss and accuracy, recovery samples and post-boundary
+loss, detection delay, detected fraction and false alarms per 10,000 records, and records/s.
+On streams with known switch points recovery is timed from the **true** switch (the time a user
+waits, detection delay included), and every learner recovers to the same level: the default
+meta-learner's at the end of the previous task. Figures count only what follows a warm-up
+(``min_task`` tasks), so they measure a meta-learner that has learned online from the stream
+alone. Learners run in worker processes, one torch thread each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,16 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from streammeta.bench.streams import STREAMS, make_stream
-from streammeta.config import LearnerConfig
+from streammeta.bench.river_models import RIVER_MODELS, run_river
+from streammeta.bench.streams import STREAMS, StreamChunk, make_stream
+from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
-from streammeta.learn.factory import build_baseline, build_learner
-from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
+from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
+from streammeta.metrics.adaptation import loss_curve, window_mean
+from streammeta.metrics.tracker import AdaptationTracker
 from streammeta.runtime.prequential import run_prequential
 
 __all__ = ["LEARNERS", "AdaptationPlan", "run_adaptation"]
 
-# name -> learner config overrides (meta-learners) or baseline kind
+ORACLE = "@oracle"
+# name -> learner config overrides (meta-learners), baseline kind, or river model
 LEARNERS: dict[str, dict[str, str] | str] = {
     "maml+metasgd": {"algorithm": "maml", "optimizer": "metasgd"},
     "fomaml+metasgd": {"algorithm": "fomaml", "optimizer": "metasgd"},
@@ -38,20 +50,28 @@ LEARNERS: dict[str, dict[str, str] | str] = {
     "ftml+metasgd": {"algorithm": "ftml", "optimizer": "metasgd"},
     "maml+lopt": {"algorithm": "maml", "optimizer": "lopt"},
     "maml+sgd": {"algorithm": "maml", "optimizer": "sgd"},
+    f"maml+metasgd{ORACLE}": {"algorithm": "maml", "optimizer": "metasgd"},
     "online_sgd": "online_sgd",
     "reset_sgd": "reset_sgd",
     "finetune": "finetune",
+    **{name: name for name in RIVER_MODELS},
 }
+#: records per stream in a full run and a quick one (the sinusoid's tasks are short and many)
+_RECORDS = {"full": 60_000, "quick": 12_000}
+_SINUSOID = {"full": (1500, 500), "quick": (160, 80)}
 
 
 @dataclass(frozen=True)
 class AdaptationPlan:
-    """What one benchmark run does."""
+    """What one benchmark run does. ``tasks``, ``min_task`` and ``task_length`` left ``None``
+    take each stream's own budget: ``records`` records (``records_quick`` with ``quick``) in
+    tasks of the stream's default length, the first sixth (a third when quick) as warm-up."""
 
-    streams: tuple[str, ...] = ("sinusoid",)
-    tasks: int = 1500
-    min_task: int = 500
-    task_length: int = 100
+    streams: tuple[str, ...] = STREAMS
+    quick: bool = False
+    tasks: int | None = None
+    min_task: int | None = None
+    task_length: int | None = None
     batch_size: int = 10
     seed: int = 0
     workers: int = 2
@@ -69,11 +89,11 @@ class AdaptationPlan:
         ]
         if self.workers < 1:
             problems.append(f"workers={self.workers!r}: must be at least 1")
-        if not 0 <= self.min_task < self.tasks:
+        if self.tasks is not None and not 0 <= (self.min_task or 0) < self.tasks:
             problems.append(
                 f"min_task={self.min_task!r}: must lie in 0..tasks-1 ({self.tasks - 1})"
             )
-        if self.task_length < 6 * self.batch_size:
+        if self.task_length is not None and self.task_length < 6 * self.batch_size:
             problems.append(
                 f"task_length={self.task_length!r}: must be at least 6 x batch_size "
                 f"({6 * self.batch_size}) to measure the loss after 5 steps"
@@ -81,9 +101,63 @@ class AdaptationPlan:
         if problems:
             raise ValueError("; ".join(problems))
 
-    @classmethod
-    def quick(cls, **kw: Any) -> AdaptationPlan:
-        return cls(tasks=160, min_task=80, **kw)
+    def budget(self, stream: str, task_length: int) -> tuple[int, int]:
+        """``(tasks, min_task)`` for ``stream`` with tasks of ``task_length`` records."""
+        run = "quick" if self.quick else "full"
+        if stream == "sinusoid":
+            tasks, warm = _SINUSOID[run]
+        else:
+            tasks = max(_RECORDS[run] // task_length, 6)
+            warm = tasks // (3 if self.quick else 6)
+        return self.tasks or tasks, self.min_task if self.min_task is not None else warm
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One stream's records and what the workers need to know about them."""
+
+    name: str
+    chunk: StreamChunk
+    kind: str  # "regression" | "classification"
+    n_features: int
+    n_classes: int
+    known_switches: bool
+    task_length: int
+    min_task: int
+
+    @property
+    def warm(self) -> int:
+        """First record that counts."""
+        return self.min_task * self.task_length
+
+    @property
+    def switches(self) -> np.ndarray:
+        """Records that open a new task (known switch points only; the first record is not)."""
+        return self.chunk.switches[1:] if self.known_switches else np.zeros(0, dtype=np.int64)
+
+
+def _prepare(name: str, plan: AdaptationPlan) -> _Stream:
+    stream = make_stream(name, task_length=plan.task_length, seed=plan.seed)
+    tasks, min_task = plan.budget(name, stream.task_length)
+    return _Stream(
+        name=name,
+        chunk=stream.take(tasks * stream.task_length),
+        kind=stream.task,
+        n_features=stream.n_features,
+        n_classes=stream.n_classes,
+        known_switches=stream.known_switches,
+        task_length=stream.task_length,
+        min_task=min_task,
+    )
+
+
+def _learners_for(stream: _Stream, plan: AdaptationPlan) -> list[str]:
+    return [
+        name
+        for name in plan.learners
+        if not (name == "river_adwin_retrain" and stream.kind == "regression")
+        and not (name.endswith(ORACLE) and not stream.known_switches)
+    ]
 
 
 def _make(name: str, cfg: LearnerConfig) -> Learner:
@@ -93,77 +167,269 @@ def _make(name: str, cfg: LearnerConfig) -> Learner:
     return build_learner(cfg, **spec)
 
 
-def _run_one(name: str, stream: str, plan: AdaptationPlan, cfg: LearnerConfig) -> dict[str, Any]:
+def _run_one(
+    name: str, stream: _Stream, plan: AdaptationPlan, cfg: LearnerConfig, seg: SegmentConfig
+) -> dict[str, Any]:
+    """One learner over one stream: per-record losses, hits and the boundaries it found."""
     torch.set_num_threads(1)
-    chunk = make_stream(stream, task_length=plan.task_length, seed=plan.seed).take(
-        plan.tasks * plan.task_length
+    x, y = stream.chunk.x, stream.chunk.y
+    if name in RIVER_MODELS:
+        run = run_river(name, x, y, n_classes=stream.n_classes, seed=plan.seed)
+        return {
+            "loss": run.loss,
+            "correct": run.correct,
+            "found": None,
+            "records_per_s": run.records_per_s,
+        }
+    cfg = dataclasses.replace(
+        cfg,
+        task=stream.kind,  # type: ignore[arg-type]
+        n_features=stream.n_features,
+        n_classes=stream.n_classes,
     )
     learner = _make(name, cfg)
-    res = run_prequential(learner, chunk.x, chunk.y, chunk.task, plan.batch_size)
-    k = plan.batch_size
-    samples, censored = recovery_samples(res.loss, chunk.task, min_task=plan.min_task)
+    oracle = name.endswith(ORACLE)
+    res = run_prequential(
+        learner,
+        x,
+        y,
+        stream.chunk.task,
+        plan.batch_size,
+        segmenter=None if oracle else build_segmenter(seg),
+    )
     return {
-        "mse_after_1_step": window_mean(res.loss, chunk.task, k, 2 * k, plan.min_task),
-        "mse_after_5_steps": window_mean(res.loss, chunk.task, 5 * k, 6 * k, plan.min_task),
-        "recovery_samples_median": float(np.median(samples)) if len(samples) else float("nan"),
-        "recovery_censored_fraction": float(censored.mean()) if len(censored) else float("nan"),
-        "post_boundary_loss": window_mean(res.loss, chunk.task, 0, 100, plan.min_task),
-        "prequential_loss": float(np.nanmean(res.loss[chunk.task >= plan.min_task])),
+        "loss": res.loss,
+        "correct": res.y_hat == y if stream.n_classes else None,
+        "found": None if oracle else res.boundaries,
         "records_per_s": res.records_per_s,
         "meta_updates": learner.model_version,
         "learned": learner.describe(),
-        "_curve": loss_curve(res.loss, chunk.task, plan.task_length, plan.min_task).tolist(),
-        "_by_task": _per_task_mean(res.loss, chunk.task, k).tolist(),
     }
 
 
-def _per_task_mean(loss: np.ndarray, task: np.ndarray, k: int) -> np.ndarray:
-    """Loss on samples k+1..2k of every task: how the one-step loss improves over the stream."""
-    pos = positions(task)
-    sel = (pos >= k) & (pos < 2 * k)
-    return np.bincount(task[sel], weights=loss[sel]) / np.maximum(np.bincount(task[sel]), 1)
+def _score(
+    stream: _Stream, runs: dict[str, dict[str, Any]], default: str, k: int
+) -> dict[str, Any]:
+    """Per learner: the benchmark's figures, from its per-record losses and boundaries; ``k``
+    is the micro-batch (one inner step)."""
+    warm = stream.warm
+    recovery = _recovery(stream, runs, default)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, run in runs.items():
+        loss, correct, found = run["loss"], run["correct"], run["found"]
+        row: dict[str, Any] = {
+            "prequential_loss": float(np.nanmean(loss[warm:])),
+            "prequential_accuracy": float(correct[warm:].mean()) if correct is not None else None,
+            **recovery.get(name, dict.fromkeys(_RECOVERY)),
+            **_detection(stream, found),
+            "records_per_s": run["records_per_s"],
+        }
+        if stream.kind == "regression" and stream.known_switches:
+            task = stream.chunk.task
+            row["mse_after_1_step"] = window_mean(loss, task, k, 2 * k, stream.min_task)
+            row["mse_after_5_steps"] = window_mean(loss, task, 5 * k, 6 * k, stream.min_task)
+        for extra in ("meta_updates", "learned"):
+            if extra in run:
+                row[extra] = run[extra]
+        rows[name] = _clean(row)
+    return rows
+
+
+_RECOVERY = ("recovery_samples_median", "recovery_censored_fraction", "post_boundary_loss")
+_DETECTION = ("detection_delay_median", "detected_fraction", "false_alarms_per_10k")
+
+
+def _recovery(
+    stream: _Stream, runs: dict[str, dict[str, Any]], default: str
+) -> dict[str, dict[str, float]]:
+    """Recovery figures per learner. Known switches: from every true switch, to the default
+    learner's level (trackers fed task by task, the default's first, so each boundary reads
+    the default's level for the same task). Otherwise from each learner's own boundaries."""
+    if not stream.known_switches:
+        out = {}
+        for name, run in runs.items():
+            if run["found"] is None:
+                continue
+            tracker = AdaptationTracker()
+            tracker.update(run["loss"], boundaries=run["found"].tolist())
+            tracker.finish()
+            out[name] = _pick(tracker.summary(since=stream.warm), _RECOVERY)
+        return out
+    order = sorted(runs, key=lambda n: n != default)
+    ref = AdaptationTracker() if default in runs else None
+    trackers = {
+        n: ref if ref is not None and n == default else AdaptationTracker(reference=ref)
+        for n in order
+    }
+    edges = [0, *stream.switches.tolist(), len(stream.chunk)]
+    for a, b in itertools.pairwise(edges):
+        for name in order:
+            trackers[name].update(runs[name]["loss"][a:b], boundaries=[0] if a else [])
+    out = {}
+    for name, tracker in trackers.items():
+        tracker.finish()
+        out[name] = _pick(tracker.summary(since=stream.warm), _RECOVERY)
+    return out
+
+
+def _detection(stream: _Stream, found: np.ndarray | None) -> dict[str, Any]:
+    """How the learner's own boundaries (after the warm-up) match the true switches."""
+    if found is None:
+        return {**dict.fromkeys(_DETECTION), "boundaries_detected": None}
+    found = found[found >= stream.warm] - stream.warm
+    if not stream.known_switches:
+        return {**dict.fromkeys(_DETECTION), "boundaries_detected": len(found)}
+    tracker = AdaptationTracker()
+    truth = stream.switches[stream.switches >= stream.warm] - stream.warm
+    n = len(stream.chunk) - stream.warm
+    tracker.update(np.zeros(n), boundaries=found.tolist(), true_switches=truth.tolist())
+    tracker.finish()
+    return {**_pick(tracker.summary(), _DETECTION), "boundaries_detected": len(found)}
+
+
+def _pick(summary: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:
+    return {k: summary[k] for k in keys}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (nothing to measure) as ``None``, JSON's null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _curves(stream: _Stream, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Plot data: mean loss against samples since a true switch, and a stretch of the loss
+    over time with the true switches and each learner's boundaries."""
+    if not stream.known_switches:
+        return {}
+    length = min(stream.task_length, 300)
+    lo = stream.warm
+    hi = min(len(stream.chunk), lo + 6 * stream.task_length)
+    return {
+        "since_switch": {
+            name: loss_curve(run["loss"], stream.chunk.task, length, stream.min_task).tolist()
+            for name, run in runs.items()
+        },
+        "window": [lo, hi],
+        "switches": stream.switches[(stream.switches >= lo) & (stream.switches < hi)].tolist(),
+        "loss": {name: run["loss"][lo:hi].tolist() for name, run in runs.items()},
+        "found": {
+            name: run["found"][(run["found"] >= lo) & (run["found"] < hi)].tolist()
+            for name, run in runs.items()
+            if run["found"] is not None
+        },
+    }
+
+
+def _submit_order(name: str) -> int:
+    """Slowest first, so the pool ends together: ARF, the learned optimizer, the rest."""
+    return 0 if name == "river_arf" else 1 if "lopt" in name else 2
 
 
 def run_adaptation(
-    plan: AdaptationPlan, cfg: LearnerConfig, out: Path, *, log: Any = print
+    plan: AdaptationPlan,
+    cfg: LearnerConfig,
+    out: Path,
+    *,
+    segment: SegmentConfig | None = None,
+    log: Any = print,
 ) -> dict[str, Any]:
     """Run the plan, write ``results.json``, ``results.md`` and plots to ``out``; return results."""
     out.mkdir(parents=True, exist_ok=True)
+    segment = segment or SegmentConfig()
     cfg = dataclasses.replace(cfg, device="cpu", support_size=plan.batch_size)
-    results: dict[str, Any] = {"streams": {}, "plan": dataclasses.asdict(plan)}
-    curves: dict[str, dict[str, Any]] = {}
+    default = f"{cfg.algorithm}+{cfg.optimizer}"
+    results: dict[str, Any] = {
+        "streams": {},
+        "plan": dataclasses.asdict(plan),
+        "segment": dataclasses.asdict(segment),
+    }
+    curves: dict[str, Any] = {}
     t0 = time.perf_counter()
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=plan.workers, mp_context=ctx) as pool:
-        jobs = {
-            pool.submit(_run_one, name, stream, plan, cfg): (stream, name)
-            for stream in plan.streams
-            # the learned optimizer network is the slowest: start it first
-            for name in sorted(plan.learners, key=lambda n: "lopt" not in n)
-        }
-        for job in as_completed(jobs):
-            stream, name = jobs[job]
-            row = job.result()
-            curves.setdefault(stream, {})[name] = {
-                "curve": row.pop("_curve"),
-                "by_task": row.pop("_by_task"),
+    with ProcessPoolExecutor(max_workers=plan.workers, mp_context=mp.get_context("spawn")) as pool:
+        for name in plan.streams:
+            stream = _prepare(name, plan)
+            names = _learners_for(stream, plan)
+            jobs = {
+                pool.submit(_run_one, learner, stream, plan, cfg, segment): learner
+                for learner in sorted(names, key=_submit_order)
             }
-            entry = results["streams"].setdefault(
-                stream, {"default_learner": f"{cfg.algorithm}+{cfg.optimizer}", "learners": {}}
-            )
-            entry["learners"][name] = row
-            log(
-                f"{stream:>10} {name:<16} mse@1 {row['mse_after_1_step']:.3f}  "
-                f"mse@5 {row['mse_after_5_steps']:.3f}  {row['records_per_s']:,.0f} rec/s  "
-                f"[{time.perf_counter() - t0:.0f}s]"
-            )
-    for entry in results["streams"].values():
-        entry["learners"] = {n: entry["learners"][n] for n in plan.learners}
+            runs = {}
+            for job in as_completed(jobs):
+                runs[jobs[job]] = job.result()
+                log(f"{name:>15} {jobs[job]:<22} [{time.perf_counter() - t0:.0f}s]")
+            runs = {n: runs[n] for n in names}
+            rows = _score(stream, runs, default, plan.batch_size)
+            results["streams"][name] = {
+                "default_learner": default,
+                "task": stream.kind,
+                "records": len(stream.chunk),
+                "task_length": stream.task_length,
+                "warm_up_records": stream.warm,
+                "known_switches": stream.known_switches,
+                "true_switches_counted": int((stream.switches >= stream.warm).sum()),
+                "learners": rows,
+            }
+            curves[name] = _curves(stream, runs)
+            log(_line(name, rows.get(default, {})))
     results["seconds"] = time.perf_counter() - t0
+    results["targets"] = targets(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "curves.json").write_text(json.dumps(curves))
     from streammeta.bench.report import adaptation_plots, adaptation_table
 
     (out / "results.md").write_text(adaptation_table(results))
-    adaptation_plots(curves, plan, out, default=f"{cfg.algorithm}+{cfg.optimizer}")
+    adaptation_plots(curves, out, default=default)
     return results
+
+
+def _line(stream: str, row: dict[str, Any]) -> str:
+    def f(key: str, spec: str) -> str:
+        v = row.get(key)
+        return "-" if v is None else format(v, spec)
+
+    return (
+        f"{stream:>15} default: loss {f('prequential_loss', '.3f')}  "
+        f"acc {f('prequential_accuracy', '.3f')}  recovery {f('recovery_samples_median', '.0f')}"
+        f"  detected {f('detected_fraction', '.0%')}  delay {f('detection_delay_median', '.0f')}"
+    )
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets per stream, each with the measured figure and whether it is met."""
+    checks: list[dict[str, Any]] = []
+    for stream, entry in results["streams"].items():
+        rows, default = entry["learners"], entry["default_learner"]
+        me = rows.get(default)
+        if me is None:
+            continue
+
+        def check(what: str, value: Any, goal: str, ok: bool | None, s: str = stream) -> None:
+            checks.append({"stream": s, "target": what, "value": value, "goal": goal, "met": ok})
+
+        if entry["known_switches"] and me["detected_fraction"] is not None:
+            check(
+                "detected fraction",
+                me["detected_fraction"],
+                ">= 0.9",
+                me["detected_fraction"] >= 0.9,
+            )
+            delay = me["detection_delay_median"]
+            check("median detection delay", delay, "< 100", delay is not None and delay < 100)
+            check(
+                "false alarms per 10k",
+                me["false_alarms_per_10k"],
+                "< 1",
+                me["false_alarms_per_10k"] < 1,
+            )
+        mine = me["recovery_samples_median"]
+        for base in ("online_sgd", "reset_sgd"):
+            theirs = rows.get(base, {}).get("recovery_samples_median")
+            if mine is not None and theirs:
+                check(f"recovery vs {base}", mine / theirs, "<= 0.5", mine / theirs <= 0.5)
+        river = {n: r for n, r in rows.items() if n in RIVER_MODELS}
+        if entry["task"] == "classification" and river:
+            best = max(river, key=lambda n: river[n]["prequential_accuracy"])
+            acc, theirs_acc = me["prequential_accuracy"], river[best]["prequential_accuracy"]
+            check(f"accuracy vs {best}", acc - theirs_acc, ">= 0", acc >= theirs_acc)
+            speed = me["records_per_s"] / river[best]["records_per_s"]
+            check(f"records/s vs {best}", speed, ">= 5x", speed >= 5)
+    return checks

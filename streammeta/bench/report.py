@@ -22,69 +22,120 @@ def _fmt(v: Any, key: str = "") -> str:
     return f"{v:.3f}"
 
 
+_COLUMNS = [
+    ("mse_after_1_step", "MSE after 1 step"),
+    ("mse_after_5_steps", "MSE after 5 steps"),
+    ("prequential_loss", "prequential loss"),
+    ("prequential_accuracy", "accuracy"),
+    ("recovery_samples_median", "recovery samples (median)"),
+    ("recovery_censored_fraction", "censored"),
+    ("post_boundary_loss", "post-boundary loss"),
+    ("detected_fraction", "switches detected"),
+    ("detection_delay_median", "detection delay (median)"),
+    ("false_alarms_per_10k", "false alarms / 10k"),
+    ("records_per_s", "records/s"),
+]
+
+
 def adaptation_table(results: dict[str, Any]) -> str:
-    cols = [
-        ("mse_after_1_step", "MSE after 1 step"),
-        ("mse_after_5_steps", "MSE after 5 steps"),
-        ("recovery_samples_median", "recovery samples (median)"),
-        ("recovery_censored_fraction", "censored"),
-        ("prequential_loss", "prequential loss"),
-        ("records_per_s", "records/s"),
-    ]
-    lines = []
+    """The targets, then one table per stream (columns without figures are left out)."""
+    lines = ["| stream | target | goal | measured | met |", "|---|---|---|---:|---|"]
+    for t in results.get("targets", []):
+        met = "yes" if t["met"] else "**no**"
+        lines.append(
+            f"| {t['stream']} | {t['target']} | {t['goal']} | {_fmt(t['value'])} | {met} |"
+        )
+    lines.append("")
     for stream, entry in results["streams"].items():
-        lines.append(f"### {stream} (default learner: {entry['default_learner']})\n")
+        rows = entry["learners"]
+        cols = [c for c in _COLUMNS if any(r.get(c[0]) is not None for r in rows.values())]
+        lines.append(
+            f"### {stream} ({entry['task']}; {entry['records']:,} records, tasks of "
+            f"{entry['task_length']}, first {entry['warm_up_records']:,} records not counted; "
+            f"default learner: {entry['default_learner']})\n"
+        )
         lines.append("| learner | " + " | ".join(c[1] for c in cols) + " |")
         lines.append("|---|" + "---:|" * len(cols))
-        for name, row in entry["learners"].items():
-            cells = " | ".join(_fmt(row[c[0]], c[0]) for c in cols)
+        for name, row in rows.items():
+            cells = " | ".join(
+                "-" if row.get(c[0]) is None else _fmt(row[c[0]], c[0]) for c in cols
+            )
             lines.append(f"| {name} | {cells} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def adaptation_plots(
-    curves: dict[str, dict[str, Any]], plan: Any, out: Path, default: str = "maml+metasgd"
+    curves: dict[str, Any], out: Path, default: str = "maml+metasgd"
 ) -> list[Path]:
-    """Per stream: mean loss against samples since the boundary, and the one-step loss of every
-    task over the stream (how online meta-learning improves adaptation)."""
+    """Per stream with known switches: the loss over a stretch of the stream with the true
+    switches and the default learner's boundaries, and the mean loss against samples since a
+    switch, for every learner."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    for stream, by_learner in curves.items():
-        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
-        for name, c in by_learner.items():
-            style = "-" if "+" in name else "--"
-            lw = 2.6 if name == default else 1.2
-            a.plot(np.arange(1, len(c["curve"]) + 1), c["curve"], style, label=name, lw=lw)
-            per_task = np.asarray(c["by_task"], dtype=float)
-            w = max(1, len(per_task) // 50)
-            smooth = np.convolve(per_task, np.ones(w) / w, mode="valid")
-            b.plot(np.arange(len(smooth)) + w, smooth, style, label=name, lw=lw)
+    for stream, c in curves.items():
+        if not c:
+            continue
+        fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5))
+        lo, hi = c["window"]
+        river = [n for n in c["loss"] if n.startswith("river_")]
+        best_river = min(river, key=lambda n: float(np.nanmean(c["loss"][n])), default=None)
+        shown = [n for n in (default, "online_sgd", "reset_sgd", best_river) if n in c["loss"]]
+        w = 25
+        for name in shown:
+            loss = np.asarray(c["loss"][name], dtype=float)
+            smooth = np.convolve(np.nan_to_num(loss), np.ones(w) / w, mode="valid")
+            a.plot(
+                np.arange(len(smooth)) + lo + w - 1,
+                smooth,
+                lw=2.2 if name == default else 1,
+                label=name,
+            )
+        for i, sw in enumerate(c["switches"]):
+            a.axvline(sw, color="0.4", ls="--", lw=1, label="true switch" if i == 0 else None)
+        found = c["found"].get(default, [])
+        if found:
+            a.plot(
+                found,
+                [a.get_ylim()[1] * 0.97] * len(found),
+                "v",
+                color="crimson",
+                ms=8,
+                label=f"{default} boundary",
+                ls="none",
+            )
         a.set(
-            yscale="log",
-            xlabel="labelled samples since the boundary",
-            ylabel="mean loss",
-            title=f"{stream}: loss after a task switch (tasks >= {plan.min_task})",
+            xlim=(lo, hi),
+            xlabel="record",
+            ylabel=f"loss (rolling mean of {w})",
+            title=f"{stream}: loss over time, true and detected boundaries",
         )
-        for k in (1, 5):
-            a.axvspan(k * plan.batch_size + 1, (k + 1) * plan.batch_size, color="0.9", zorder=0)
-        b.axvline(plan.min_task, color="0.5", ls=":", lw=1)
+        a.legend(fontsize=8)
+        for name, curve in c["since_switch"].items():
+            style = "-" if "+" in name else ":" if name.startswith("river_") else "--"
+            b.plot(
+                np.arange(1, len(curve) + 1),
+                curve,
+                style,
+                lw=2.6 if name == default else 1.1,
+                label=name,
+            )
         b.set(
             yscale="log",
-            xlabel="task",
-            ylabel=f"loss on samples {plan.batch_size + 1}-{2 * plan.batch_size}",
-            title="one-step adaptation over the stream",
+            xlabel="samples since the true switch",
+            ylabel="mean loss",
+            title=f"{stream}: mean loss after a switch",
         )
-        a.legend(fontsize=8, ncol=2)
-        a.grid(alpha=0.3)
-        b.grid(alpha=0.3)
+        b.legend(fontsize=7, ncol=2)
+        for ax in (a, b):
+            ax.grid(alpha=0.3)
         fig.tight_layout()
         path = out / f"adaptation_{stream}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
     return paths

@@ -62,9 +62,24 @@ class Learner(ABC):
 
     def predict(self, x: Tensor, y: Tensor | None = None) -> None:
         """Predict ``x`` with the current fast weights and learn nothing; ``output``, ``loss``
-        and ``prediction`` read as after ``update``. A segmenter judges these losses before
-        the learner learns the batch (with the boundaries it found)."""
+        and ``prediction`` read as after ``update``, and ``drift_signal`` reads what a segmenter
+        judges before the learner learns the batch (with the boundaries it found)."""
         self._out, self._loss = self._predict(x, y)
+        self._probe_out, self._probe_loss = self._probe(x, y)
+
+    def _probe(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Output and loss a segmenter watches (default: the prediction's own)."""
+        return self._out, self._loss
+
+    def drift_signal(self, reads: str, y: Tensor, *, anchored: bool = True) -> Tensor:
+        """Per-record signal of the last ``predict`` for a segmenter that ``reads`` the
+        ``"loss"`` or the 0/1 ``"error"`` of the probe (``anchored``) or of the prediction
+        itself; NaN where there is nothing to judge."""
+        out, loss = (self._probe_out, self._probe_loss) if anchored else (self._out, self._loss)
+        if reads == "loss":
+            return loss
+        error = (self.head_predict(out).cpu() != y).double()
+        return torch.where(loss.cpu().isnan(), torch.nan, error)
 
     @abstractmethod
     def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -83,6 +98,8 @@ class Learner(ABC):
 
     _out: Tensor  # set by ``update``
     _loss: Tensor
+    _probe_out: Tensor  # set by ``predict``
+    _probe_loss: Tensor
 
     @property
     def output(self) -> Tensor:

@@ -32,7 +32,18 @@ class FastWeightLearner(Learner):
 
     Subclasses say where a task starts from (``_task_start``) and what else learning does
     (``_learned``).
+
+    Segmenters watch an **anchor**: the fast weights as they were about ``anchor_lag``
+    labelled records earlier (a delay line of copies taken every ``anchor_lag / 4`` records;
+    none in the first ``anchor_lag`` records of a task). Drift detectors assume a model whose
+    loss is stationary while the concept holds; fast weights that adapt within a few records
+    break that (a switch leaves only a short burst of loss). The lagged copy does not adapt: at
+    a switch its loss rises and stays up for ``anchor_lag`` records, long enough for a
+    detector to confirm it; and it keeps following the fast weights, so a missed switch does
+    not leave the detector watching a stale model.
     """
+
+    anchor_lag = 100
 
     def __init__(
         self,
@@ -55,6 +66,8 @@ class FastWeightLearner(Learner):
         self._state: State = self.inner.init(self._fast)
         self._out = torch.zeros(0, model.head.n_out, device=self.device)
         self._loss = torch.zeros(0, device=self.device)
+        self._anchors: list[Params] = []  # oldest first: the anchor is the first
+        self._task_labelled = 0
 
     def _fresh_params(self) -> Params:
         return self.model.init_params(self._gen, self.device)
@@ -69,6 +82,18 @@ class FastWeightLearner(Learner):
     def begin_task(self) -> None:
         self._fast = {k: v.detach().clone() for k, v in self._task_start().items()}
         self._state = self.inner.init(self._fast)
+        self._anchors = []
+        self._task_labelled = 0
+
+    @torch.no_grad()
+    def _probe(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        if len(self._anchors) < 4:
+            nan = torch.full((x.shape[0],), float("nan"), device=self.device)
+            return torch.zeros(x.shape[0], self.model.head.n_out, device=self.device), nan
+        out = self.model(self._anchors[0], x.to(self.device, non_blocking=True))
+        if y is None:
+            return out, torch.full((x.shape[0],), float("nan"), device=self.device)
+        return out, self.model.head.loss(out, y.to(self.device, non_blocking=True))
 
     @torch.no_grad()
     def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -106,6 +131,10 @@ class FastWeightLearner(Learner):
             g = dict(zip(names, grads, strict=True))
             self._fast, self._state = self.inner.update(g, self._state, self._fast)
         self._fast = {k: v.detach() for k, v in self._fast.items()}
+        every = max(self.anchor_lag // 4, 1)
+        if (self._task_labelled + n) // every > self._task_labelled // every:
+            self._anchors = [*self._anchors[-3:], self._fast]
+        self._task_labelled += n
         if labelled is None:
             self._learned(x, y, n)
         else:
@@ -127,6 +156,8 @@ class FastWeightLearner(Learner):
             "state": self._state,
             "inner": self.inner.state_dict(),
             "gen": self._gen.get_state(),
+            "anchors": self._anchors,
+            "task_labelled": self._task_labelled,
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -135,6 +166,8 @@ class FastWeightLearner(Learner):
         self._state = {k: v.to(self.device) for k, v in state["state"].items()}
         self.inner.load_state_dict(state["inner"])
         self._gen.set_state(state["gen"])
+        self._anchors = [{k: v.to(self.device) for k, v in a.items()} for a in state["anchors"]]
+        self._task_labelled = int(state["task_labelled"])
 
 
 class MetaLearner(MetaTrained, FastWeightLearner):

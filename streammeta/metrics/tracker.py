@@ -66,6 +66,7 @@ class AdaptationTracker:
 
     def _reset(self) -> None:
         self.closed: list[BoundaryStats] = []
+        self.detected = 0
         self.missed = 0
         self.false_alarms = 0
         self._seen = 0  # records so far
@@ -125,6 +126,7 @@ class AdaptationTracker:
         if self._switch is not None:
             self._open.detection_delay = record - self._switch
             self._switch = None
+            self.detected += 1
         else:
             self.false_alarms += 1
         self._tail = np.zeros(0)
@@ -169,17 +171,19 @@ class AdaptationTracker:
             task.post_boundary_loss = float(np.mean(self._post))
         self.closed.append(task)
 
-    def summary(self) -> dict[str, float]:
-        """Medians and rates over the closed tasks."""
-        rec = [b.recovery_samples for b in self.closed if b.recovery_samples is not None]
-        post = [b.post_boundary_loss for b in self.closed if b.post_boundary_loss is not None]
-        delays = [b.detection_delay for b in self.closed if b.detection_delay is not None]
-        found = len(delays)
+    def summary(self, since: int = 0) -> dict[str, float]:
+        """Medians and rates over the closed tasks (those opened at record ``since`` or later;
+        missed switches and false alarms count over the whole stream)."""
+        closed = [b for b in self.closed if b.record >= since]
+        rec = [b.recovery_samples for b in closed if b.recovery_samples is not None]
+        post = [b.post_boundary_loss for b in closed if b.post_boundary_loss is not None]
+        delays = [b.detection_delay for b in closed if b.detection_delay is not None]
+        found = self.detected
         return {
-            "boundaries": float(len(self.closed)),
+            "boundaries": float(len(closed)),
             "recovery_samples_median": float(np.median(rec)) if rec else float("nan"),
-            "recovery_censored_fraction": float(np.mean([b.censored for b in self.closed]))
-            if self.closed
+            "recovery_censored_fraction": float(np.mean([b.censored for b in closed]))
+            if closed
             else float("nan"),
             "post_boundary_loss": float(np.mean(post)) if post else float("nan"),
             "detection_delay_median": float(np.median(delays)) if delays else float("nan"),
@@ -199,6 +203,7 @@ class AdaptationTracker:
         return {
             "closed": [asdict(b) for b in self.closed],
             "open": asdict(self._open) if self._open is not None else None,
+            "detected": self.detected,
             "missed": self.missed,
             "false_alarms": self.false_alarms,
             "seen": self._seen,
@@ -211,6 +216,7 @@ class AdaptationTracker:
     def restore(self, state: dict[str, Any]) -> None:
         self.closed = [BoundaryStats(**b) for b in state["closed"]]
         self._open = BoundaryStats(**state["open"]) if state["open"] is not None else None
+        self.detected = int(state["detected"])
         self.missed = int(state["missed"])
         self.false_alarms = int(state["false_alarms"])
         self._seen = int(state["seen"])

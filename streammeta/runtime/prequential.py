@@ -49,8 +49,9 @@ def run_prequential(
     """Run ``learner`` over the stream in micro-batches of ``batch_size``.
 
     Without a ``segmenter`` the learner is told the stream's own task switches (``task``).
-    With one, each batch is first predicted, the segmenter reads its losses (or 0/1 errors),
-    and the learner then learns the batch with the boundaries found, mid-batch; the reported
+    With one, each batch is first predicted, the segmenter reads its ``drift_signal`` (the
+    loss or 0/1 error the learner exposes for it), and the learner then learns the batch with
+    the boundaries found, mid-batch; the reported
     losses are those of the first prediction. ``explicit_tasks`` shows the segmenter the
     records' task values (as a ``task`` field would), else it must find the switches itself.
     ``on_batch(records_done)`` is called after every batch; ``first_task_is_new`` calls
@@ -73,7 +74,7 @@ def run_prequential(
         else:
             learner.predict(xt[s:e], yt[s:e])
             loss, pred = learner.loss, learner.prediction
-            signal = loss if segmenter.reads == "loss" else (pred.cpu() != yt[s:e]).double()
+            signal = learner.drift_signal(segmenter.reads, yt[s:e], anchored=segmenter.anchored)
             segmenter.update(signal.cpu().numpy(), task[s:e] if explicit_tasks else None)
             cuts = segmenter.boundaries
         learner.update(xt[s:e], yt[s:e], boundaries=cuts)

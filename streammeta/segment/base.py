@@ -27,6 +27,7 @@ class Segmenter(ABC):
     """
 
     reads = "loss"  # the per-record signal it reads: "loss", or "error" (0/1, classification)
+    anchored = True  # of the learner's lagged anchor weights (True) or of its live prediction
 
     def __init__(self, *, min_task_length: int = 1, cooldown: int = 0) -> None:
         if min_task_length < 1:
@@ -161,6 +162,8 @@ class LossJump(Segmenter):
     (``decay`` 0.5): on the sinusoid stream with the meta-learner it found 268 of 299 switches
     with no false alarm, where 0.9 found 100.
     """
+
+    anchored = False  # the test compares the live weights' loss with their recent level
 
     def __init__(
         self,

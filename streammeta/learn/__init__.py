@@ -2,12 +2,14 @@
 
 from streammeta.learn.base import Learner
 from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
-from streammeta.learn.factory import build_baseline, build_learner
+from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
+from streammeta.learn.keyed import KeyedLearner
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.protonet import ProtoNetLearner
 
 __all__ = [
     "FineTune",
+    "KeyedLearner",
     "Learner",
     "MetaLearner",
     "OnlineSGD",
@@ -15,4 +17,5 @@ __all__ = [
     "ResetSGD",
     "build_baseline",
     "build_learner",
+    "build_segmenter",
 ]

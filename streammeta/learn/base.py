@@ -11,10 +11,35 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Learner", "copy_state", "resolve_device"]
+__all__ = ["BatchResults", "Learner", "copy_state", "resolve_device"]
 
 
-class Learner(ABC):
+class BatchResults:
+    """What a learner read from its last micro-batch, in record order."""
+
+    _out: Tensor  # set by ``update``
+    _loss: Tensor
+
+    @property
+    def output(self) -> Tensor:
+        """Raw model output of the last batch (``[batch, n_out]``), detached."""
+        return self._out
+
+    @property
+    def loss(self) -> Tensor:
+        """Per-record loss of the last batch, NaN where unlabelled."""
+        return self._loss
+
+    @property
+    def prediction(self) -> Tensor:
+        """``y_hat`` of the last batch."""
+        return self.head_predict(self.output)
+
+    def head_predict(self, out: Tensor) -> Tensor:
+        return out.squeeze(-1)
+
+
+class Learner(BatchResults, ABC):
     """A prequential learner on micro-batches.
 
     ``update(x, y)`` first predicts the batch with the current fast weights (readable afterwards
@@ -89,35 +114,15 @@ class Learner(ABC):
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         """Predict and learn records of one task; sets ``_out`` and ``_loss``."""
 
-    def _end_batch(self) -> None:  # noqa: B027 - an optional hook, empty by default
+    def _end_batch(self) -> None:
         """Once per micro-batch, after every segment (meta-updates run here)."""
 
     @abstractmethod
     def begin_task(self) -> None:
         """A boundary: the next record opens a new task."""
 
-    _out: Tensor  # set by ``update``
-    _loss: Tensor
     _probe_out: Tensor  # set by ``predict``
     _probe_loss: Tensor
-
-    @property
-    def output(self) -> Tensor:
-        """Raw model output of the last batch (``[batch, n_out]``), detached."""
-        return self._out
-
-    @property
-    def loss(self) -> Tensor:
-        """Per-record loss of the last batch, NaN where unlabelled."""
-        return self._loss
-
-    @property
-    def prediction(self) -> Tensor:
-        """``y_hat`` of the last batch."""
-        return self.head_predict(self.output)
-
-    def head_predict(self, out: Tensor) -> Tensor:
-        return out.squeeze(-1)
 
     @property
     def model_version(self) -> int:

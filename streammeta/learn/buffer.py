@@ -95,22 +95,33 @@ class TaskBuffer:
         n = self._len[0]
         if n == 0:
             return
-        self._store(1 + self._ring)
+        self._file(self._x[0, :n], self._y[0, :n])
+        self._len[0] = 0
+
+    def add_task(self, x: Tensor, y: Tensor) -> None:
+        """Store a whole closed task whose records were kept elsewhere while it was open (a key's
+        task in keyed learning), as ``close_task`` would; the open task is left as it is."""
+        n = min(x.shape[0], self.max_records)
+        if n > 0:
+            self._file(x[:n], y[:n])
+
+    def _file(self, x: Tensor, y: Tensor) -> None:
+        """Put a closed task into the ring and, by reservoir sampling, the reservoir."""
+        self._store(1 + self._ring, x, y)
         self._ring = (self._ring + 1) % self.recent
         if self.reservoir:
             if self._closed < self.reservoir:
-                self._store(1 + self.recent + self._closed)
+                self._store(1 + self.recent + self._closed, x, y)
             else:
                 j = int(torch.randint(self._closed + 1, (1,), generator=self._rng))
                 if j < self.reservoir:
-                    self._store(1 + self.recent + j)
+                    self._store(1 + self.recent + j, x, y)
         self._closed += 1
-        self._len[0] = 0
 
-    def _store(self, slot: int) -> None:
-        n = self._len[0]
-        self._x[slot, :n] = self._x[0, :n]
-        self._y[slot, :n] = self._y[0, :n]
+    def _store(self, slot: int, x: Tensor, y: Tensor) -> None:
+        n = x.shape[0]
+        self._x[slot, :n] = x
+        self._y[slot, :n] = y
         self._len[slot] = n
 
     def sample(

@@ -81,6 +81,16 @@ class MetaTrainer:
     def observe(self, x: Tensor, y: Tensor, n: int) -> None:
         """Store labelled records of the open task."""
         self.buffer.append(x, y)
+        self.count(n)
+
+    def add_task(self, x: Tensor, y: Tensor) -> None:
+        """Store a whole task kept elsewhere while it was open (a key's task in keyed learning);
+        like a boundary, a newly stored task makes the next meta-update due."""
+        self.buffer.add_task(x, y)
+        self._since = self.meta_every
+
+    def count(self, n: int) -> None:
+        """Count ``n`` labelled records learned from toward the next meta-update."""
         self._since += n
 
     @property

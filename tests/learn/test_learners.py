@@ -4,7 +4,7 @@ snapshot continuation, the bounded task buffer, learning on seeded streams, conf
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +49,6 @@ def _clusters(
         ys.append(labels[which])
     task = np.repeat(np.arange(tasks), task_length)
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64), task
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These models are tiny: intra-op threads add only overhead and contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- snapshot round trip and exact continuation --------------------------------------------

@@ -30,11 +30,11 @@ test: lint
 	$(PY) -m pytest
 
 bench: setup
-	$(VENV)/bin/streammeta bench adaptation --stream sinusoid --out $(OUT)/adaptation
+	$(VENV)/bin/streammeta bench adaptation --out $(OUT)/adaptation
 	$(VENV)/bin/streammeta bench throughput --learner-only --out $(OUT)/throughput
 
 bench-quick: setup
-	$(VENV)/bin/streammeta bench adaptation --stream sinusoid --quick --out $(OUT)/adaptation-quick
+	$(VENV)/bin/streammeta bench adaptation --quick --out $(OUT)/adaptation-quick
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["adaptation_plots", "adaptation_table", "throughput_table"]
+__all__ = ["adaptation_plots", "adaptation_table", "summary_table", "throughput_table"]
 
 
 def _fmt(v: Any, key: str = "") -> str:
@@ -38,8 +38,10 @@ _COLUMNS = [
 
 
 def adaptation_table(results: dict[str, Any]) -> str:
-    """The targets, then one table per stream (columns without figures are left out)."""
-    lines = ["| stream | target | goal | measured | met |", "|---|---|---|---:|---|"]
+    """The summary, the targets, then one table per stream (columns without figures are left
+    out)."""
+    lines = [summary_table(results), "", "| stream | target | goal | measured | met |"]
+    lines.append("|---|---|---|---:|---|")
     for t in results.get("targets", []):
         met = "yes" if t["met"] else "**no**"
         lines.append(
@@ -62,6 +64,41 @@ def adaptation_table(results: dict[str, Any]) -> str:
             )
             lines.append(f"| {name} | {cells} |")
         lines.append("")
+    return "\n".join(lines)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """One row per stream: the default learner against online SGD, reset SGD and the most
+    accurate (or, for regression, lowest-loss) river model."""
+    lines = [
+        "| stream | default learner: loss | accuracy | recovery samples | switches detected | "
+        "delay | false alarms / 10k | records/s | online SGD: recovery | reset SGD: recovery "
+        "| best river model | its accuracy (loss) | its records/s |",
+        "|---|" + "---:|" * 9 + "---|---:|---:|",
+    ]
+    for stream, entry in results["streams"].items():
+        rows = entry["learners"]
+        me = rows.get(entry["default_learner"], {})
+        river = {n: r for n, r in rows.items() if n.startswith("river_")}
+        best = min(  # highest accuracy; lowest loss where there is none (regression)
+            river,
+            key=lambda n: -(river[n]["prequential_accuracy"] or 0) or river[n]["prequential_loss"],
+            default=None,
+        )
+        b = river.get(best or "", {})
+
+        def f(row: dict[str, Any], key: str) -> str:
+            return "-" if row.get(key) is None else _fmt(row[key], key)
+
+        quality = f"{f(b, 'prequential_accuracy')} ({f(b, 'prequential_loss')})" if b else "-"
+        lines.append(
+            f"| {stream} | {f(me, 'prequential_loss')} | {f(me, 'prequential_accuracy')} | "
+            f"{f(me, 'recovery_samples_median')} | {f(me, 'detected_fraction')} | "
+            f"{f(me, 'detection_delay_median')} | {f(me, 'false_alarms_per_10k')} | "
+            f"{f(me, 'records_per_s')} | {f(rows.get('online_sgd', {}), 'recovery_samples_median')}"
+            f" | {f(rows.get('reset_sgd', {}), 'recovery_samples_median')} | {best or '-'} | "
+            f"{quality} | {f(b, 'records_per_s')} |"
+        )
     return "\n".join(lines)
 
 

@@ -129,8 +129,12 @@ class FastWeightLearner(Learner):
         grads = torch.autograd.grad(objective, [params[k] for k in names])
         with torch.no_grad():
             g = dict(zip(names, grads, strict=True))
-            self._fast, self._state = self.inner.update(g, self._state, self._fast)
-        self._fast = {k: v.detach() for k, v in self._fast.items()}
+            fast, self._state = self.inner.update(g, self._state, self._fast)
+        # a coordinate the step made non-finite keeps its value: one bad step must not
+        # poison the weights for the rest of a long-running stream
+        self._fast = {
+            k: torch.where(torch.isfinite(v), v, self._fast[k]).detach() for k, v in fast.items()
+        }
         every = max(self.anchor_lag // 4, 1)
         if (self._task_labelled + n) // every > self._task_labelled // every:
             self._anchors = [*self._anchors[-3:], self._fast]

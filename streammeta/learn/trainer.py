@@ -114,7 +114,11 @@ class MetaTrainer:
         loss.backward()
         if before_step is not None:
             before_step()
-        torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm, foreach=True)
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm, foreach=True)
+        finite = torch.isfinite(norm)  # a non-finite meta-gradient is dropped, on the device
+        for p in self.parameters:
+            if p.grad is not None:
+                p.grad = torch.where(finite, p.grad, torch.zeros_like(p.grad))
         self.optimizer.step()
         self.updates += 1
         self._last_loss = loss.detach()  # read lazily: no device sync per meta-update

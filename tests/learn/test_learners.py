@@ -487,3 +487,14 @@ def test_segmenters_watch_an_anchor_that_lags_the_fast_weights() -> None:
     watched = learner.drift_signal("loss", flipped).mean()
     assert watched > 0.9 * first and watched > 1.3 * learner.loss.mean()  # still pre-switch
     assert not learner.drift_signal("loss", flipped, anchored=False).isnan().any()
+
+
+def test_a_non_finite_step_leaves_the_weights_as_they_were() -> None:
+    learner = build_learner(load_config(env={}).learner, meta_every=10**6)
+    x = torch.linspace(-1, 1, 10)[:, None]
+    learner.update(x, torch.sin(x[:, 0]))
+    before = {k: v.clone() for k, v in learner._fast.items()}
+    learner.update(x, torch.full((10,), float("inf")))  # gradients of an infinite loss: NaN
+    assert all(torch.equal(before[k], v) for k, v in learner._fast.items())
+    learner.update(x, torch.sin(x[:, 0]))
+    assert torch.isfinite(learner.loss).all()

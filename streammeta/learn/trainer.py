@@ -79,7 +79,11 @@ class MetaTrainer:
         self._since = 0
 
     def observe(self, x: Tensor, y: Tensor, n: int) -> None:
-        """Store labelled records of the open task."""
+        """Store labelled records of the open task. A task that has filled its slot is filed
+        and its next records open a new slot: a long task, or a stream whose switches the
+        segmenter misses, still feeds meta-training, window by window."""
+        if self.buffer.current_records >= self.buffer.max_records:
+            self.buffer.close_task()
         self.buffer.append(x, y)
         self.count(n)
 

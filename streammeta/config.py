@@ -37,19 +37,24 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoConfig",
+    "KafkaConfig",
     "LearnerConfig",
     "MetricsConfig",
     "SegmentConfig",
     "StreamConfig",
     "describe_fields",
     "env_name",
+    "kafka_secrets",
     "load_config",
     "to_dict",
 ]
 
 ENV_PREFIX = "STREAMMETA_"
-#: ``STREAMMETA_*`` variables that are not fields: ``STREAMMETA_CONFIG`` is the TOML file path.
-ENV_IGNORED = frozenset({"STREAMMETA_CONFIG"})
+#: ``STREAMMETA_*`` variables that are not fields: ``STREAMMETA_CONFIG`` is the TOML file path;
+#: the Kafka passwords are secrets (see :class:`KafkaConfig`).
+ENV_IGNORED = frozenset(
+    {"STREAMMETA_CONFIG", "STREAMMETA_KAFKA_SASL_PASSWORD", "STREAMMETA_KAFKA_SSL_KEY_PASSWORD"}
+)
 #: Stream generators ``stream.name`` may pick; grows as streams are added.
 
 _BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
@@ -191,6 +196,54 @@ class DemoConfig(_Section):
 
 
 @dataclass(frozen=True, slots=True)
+class KafkaConfig(_Section):
+    """Kafka topics, client and connection. Secrets are never fields (so never printed): the
+    SASL password and the SSL key password come from ``STREAMMETA_KAFKA_SASL_PASSWORD`` /
+    ``STREAMMETA_KAFKA_SSL_KEY_PASSWORD`` or from the files named here."""
+
+    SECTION: ClassVar[str] = "kafka"
+    RULES: ClassVar[tuple[_Rule, ...]] = (
+        (
+            ("security_protocol", "sasl_username"),
+            lambda v: not v["security_protocol"].startswith("SASL") or bool(v["sasl_username"]),
+            "SASL needs kafka.sasl_username (and the password in "
+            "STREAMMETA_KAFKA_SASL_PASSWORD or kafka.sasl_password_file)",
+        ),
+    )
+
+    bootstrap_servers: str = _f(
+        "", "HOST:PORT[,HOST:PORT...]; empty: demo starts an embedded broker on loopback"
+    )
+    client: Literal["auto", "kafka-python", "confluent"] = _f(
+        "auto", "Kafka client library; auto prefers confluent-kafka when it is installed"
+    )
+    input_topic: str = _f("streammeta.records", "topic the records are read from")
+    output_topic: str = _f("streammeta.predictions", "topic predictions are written to")
+    dlq_topic: str = _f("streammeta.dead-letters", "topic bad records are written to")
+    group: str = _f("streammeta", "consumer group id")
+    client_id: str = _f("streammeta", "client id shown to the brokers")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _f(
+        "PLAINTEXT", "how to reach the brokers"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = _f(
+        "PLAIN", "SASL mechanism (SASL protocols only)"
+    )
+    sasl_username: str = _f("", "SASL user name")
+    sasl_password_file: str = _f("", "file holding the SASL password")
+    ssl_cafile: str = _f("", "CA certificate file (PEM) to verify the brokers")
+    ssl_certfile: str = _f("", "client certificate file (PEM)")
+    ssl_keyfile: str = _f("", "client private key file (PEM)")
+    ssl_key_password_file: str = _f("", "file holding the client key's password")
+    max_message_bytes: int = _f(
+        1_000_000, "input messages larger than this go to the dead-letter topic", ge=1
+    )
+    poll_max_records: int = _f(500, "most messages taken per poll", ge=1)
+    session_timeout_ms: int = _f(
+        10_000, "consumer group session timeout (a group join waits about half)", ge=1000
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig(_Section):
     """The HTTP endpoint serving /metrics, /healthz and /readyz."""
 
@@ -205,12 +258,14 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _SECTIONS: dict[str, Any] = {
-    c.SECTION: c for c in (LearnerConfig, StreamConfig, SegmentConfig, DemoConfig, MetricsConfig)
+    c.SECTION: c
+    for c in (LearnerConfig, StreamConfig, SegmentConfig, KafkaConfig, DemoConfig, MetricsConfig)
 }
 
 
@@ -383,6 +438,36 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     return Config(**{sec: _SECTIONS[sec](**values) for sec, (values, _) in checked.items()})
+
+
+def kafka_secrets(cfg: KafkaConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Kafka passwords (``sasl_password``, ``ssl_key_password``, each only when set), from
+    the environment or else the file the config names. Raises :class:`ConfigError` naming the
+    file when it cannot be read; the values themselves never appear in a message.
+
+    >>> kafka_secrets(KafkaConfig(), env={"STREAMMETA_KAFKA_SASL_PASSWORD": "s3cret"})
+    {'sasl_password': 's3cret'}
+    """
+    env = os.environ if env is None else env
+    out, problems = {}, []
+    for name, path in (
+        ("sasl_password", cfg.sasl_password_file),
+        ("ssl_key_password", cfg.ssl_key_password_file),
+    ):
+        var = f"{ENV_PREFIX}KAFKA_{name.upper()}"
+        if env.get(var):
+            out[name] = env[var]
+        elif path:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    out[name] = fh.read().strip()
+            except OSError as exc:
+                problems.append(
+                    f"kafka.{name}_file = {path!r}: {exc.strerror}; fix the path or set {var}"
+                )
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
 def to_dict(config: Config) -> dict[str, dict[str, Any]]:

@@ -207,7 +207,7 @@ def test_error_unknown_keys_suggest_the_closest(tmp_path: Path) -> None:
 def test_error_unknown_section_without_close_match(tmp_path: Path) -> None:
     (msg,) = _problems(env={"STREAMMETA_ZZZ__QQQ": "1"})
     assert "STREAMMETA_ZZZ__QQQ = '1'" in msg
-    assert "unknown key; sections are learner, stream, segment, demo, metrics" in msg
+    assert "unknown key; sections are learner, stream, segment, kafka, demo, metrics" in msg
     path = tmp_path / "c.toml"
     path.write_text("top = 3\n")
     (msg,) = _problems(path=path, env={})
@@ -301,6 +301,7 @@ def test_describe_fields_covers_every_field() -> None:
         "learner",
         "stream",
         "segment",
+        "kafka",
         "demo",
         "metrics",
     ]
@@ -335,3 +336,23 @@ def test_error_detectors_need_a_classifier() -> None:
     )
     flags = {"segment.detector": "ddm", "learner.task": "classification", "learner.n_classes": 2}
     assert load_config(env={}, overrides=flags).segment.detector == "ddm"
+
+
+def test_kafka_secrets_come_from_env_or_file_and_are_never_fields(tmp_path: Path) -> None:
+    from streammeta.config import KafkaConfig, kafka_secrets
+
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    cfg = KafkaConfig(sasl_password_file=str(secret))
+    assert kafka_secrets(cfg, env={}) == {"sasl_password": "from-file"}
+    env = {"STREAMMETA_KAFKA_SASL_PASSWORD": "from-env"}
+    assert kafka_secrets(cfg, env=env) == {"sasl_password": "from-env"}
+    assert load_config(env=env).kafka.sasl_password_file == ""  # not an unknown key either
+    assert "from-env" not in repr(load_config(env=env))
+    with pytest.raises(ConfigError, match=r"kafka\.ssl_key_password_file = '/nope'.*STREAMMETA_"):
+        kafka_secrets(KafkaConfig(ssl_key_password_file="/nope"), env={})
+
+
+def test_sasl_needs_a_user_name() -> None:
+    (msg,) = _problems(env={}, overrides={"kafka.security_protocol": "SASL_SSL"})
+    assert "kafka.security_protocol = 'SASL_SSL'" in msg and "kafka.sasl_username" in msg

@@ -19,6 +19,7 @@ baseline against the meta-learner's), so the two recover towards the same target
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,7 +44,8 @@ class BoundaryStats:
 
 class AdaptationTracker:
     """Feed it each batch's per-record losses (NaN where unlabelled) and the batch's boundary
-    offsets; read ``closed`` (finished tasks) and the summary figures."""
+    offsets; read ``closed`` (the last ``history`` finished tasks: bounded, for services that
+    run for weeks) and the summary figures."""
 
     def __init__(
         self,
@@ -52,20 +54,23 @@ class AdaptationTracker:
         tolerance: float = 0.1,
         post_window: int = 100,
         reference: AdaptationTracker | None = None,
+        history: int = 10_000,
     ) -> None:
-        if window < 1 or post_window < 1 or tolerance < 0:
+        if window < 1 or post_window < 1 or tolerance < 0 or history < 1:
             raise ValueError(
-                f"window={window!r}, post_window={post_window!r}, tolerance={tolerance!r}: "
-                "need window >= 1, post_window >= 1, tolerance >= 0"
+                f"window={window!r}, post_window={post_window!r}, tolerance={tolerance!r}, "
+                f"history={history!r}: need window >= 1, post_window >= 1, tolerance >= 0, "
+                "history >= 1"
             )
         self.window = window
         self.tolerance = tolerance
         self.post_window = post_window
         self.reference = reference
+        self.history = history
         self._reset()
 
     def _reset(self) -> None:
-        self.closed: list[BoundaryStats] = []
+        self.closed: deque[BoundaryStats] = deque(maxlen=self.history)
         self.detected = 0
         self.missed = 0
         self.false_alarms = 0
@@ -214,7 +219,7 @@ class AdaptationTracker:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.closed = [BoundaryStats(**b) for b in state["closed"]]
+        self.closed = deque((BoundaryStats(**b) for b in state["closed"]), maxlen=self.history)
         self._open = BoundaryStats(**state["open"]) if state["open"] is not None else None
         self.detected = int(state["detected"])
         self.missed = int(state["missed"])

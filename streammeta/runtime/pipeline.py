@@ -1,0 +1,160 @@
+"""The service's learning step, one decoded micro-batch at a time, independent of Kafka.
+
+Predict first (prequential), let the segmenter read what the meta-learner's anchor sees, learn
+with the boundaries found, run the shadow baseline on the same records and boundaries, and
+track adaptation for both. Everything it holds round-trips through ``snapshot``/``restore``.
+
+>>> import numpy as np
+>>> from streammeta.config import load_config
+>>> pipe = Pipeline.from_config(load_config(env={}))
+>>> x = np.linspace(-3, 3, 20, dtype=np.float32)[:, None]
+>>> out = pipe.process(Batch(x=x, y=np.sin(x[:, 0]), labelled=np.ones(20, bool)))
+>>> out.y_hat.shape, out.task.tolist()[:3], pipe.records
+((20,), [0, 0, 0], 20)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from streammeta.config import Config
+from streammeta.learn.base import Learner
+from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
+from streammeta.metrics.tracker import AdaptationTracker
+from streammeta.segment.base import Segmenter
+
+__all__ = ["Batch", "Pipeline", "Step"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Decoded records in columns. ``y`` holds a placeholder where not ``labelled``; ``task``
+    holds the records' explicit task values (``None`` where absent) or is ``None``."""
+
+    x: np.ndarray  # [n, d] float32
+    y: np.ndarray  # [n] float32 (regression) or int64 (classes)
+    labelled: np.ndarray  # [n] bool
+    task: np.ndarray | None = None  # [n] object
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the pipeline did with one batch, per record."""
+
+    y_hat: np.ndarray
+    proba: np.ndarray | None  # [n, classes] for classification
+    loss: np.ndarray  # meta-learner's, NaN where unlabelled
+    baseline_loss: np.ndarray | None
+    task: np.ndarray  # segment id of each record
+    boundary: np.ndarray  # bool: the record opened a new task
+    model_version: int
+
+
+class Pipeline:
+    """Meta-learner, optional shadow baseline, segmenter and adaptation trackers."""
+
+    def __init__(
+        self, learner: Learner, segmenter: Segmenter, baseline: Learner | None = None
+    ) -> None:
+        self.learner = learner
+        self.baseline = baseline
+        self.segmenter = segmenter
+        self.tracker = AdaptationTracker()
+        self.baseline_tracker = AdaptationTracker(reference=self.tracker)
+        self.records = 0
+
+    @classmethod
+    def from_config(cls, config: Config) -> Pipeline:
+        kind = config.learner.baseline
+        return cls(
+            build_learner(config.learner),
+            build_segmenter(config.segment),
+            None if kind == "none" else build_baseline(kind, config.learner),
+        )
+
+    def process(self, batch: Batch) -> Step:
+        """Predict, segment, learn, track one micro-batch."""
+        n = len(batch)
+        x = torch.from_numpy(np.ascontiguousarray(batch.x))
+        labelled = torch.from_numpy(np.ascontiguousarray(batch.labelled))
+        y = torch.from_numpy(np.ascontiguousarray(batch.y))
+        y = torch.where(labelled, y, torch.zeros_like(y))  # placeholders never reach a loss
+        all_labelled = bool(batch.labelled.all())
+        mask = None if all_labelled else labelled
+        self.learner.predict(x, y)
+        seg = self.segmenter
+        signal = self._masked(
+            self.learner.drift_signal(seg.reads, y, anchored=seg.anchored), batch.labelled
+        )
+        before = seg.task_id
+        seg.update(signal, batch.task)
+        cuts = seg.boundaries
+        self.learner.update(x, y, labelled=mask, boundaries=cuts)
+        loss = self._masked(self.learner.loss, batch.labelled)
+        out = self.learner.output
+        base_loss = None
+        if self.baseline is not None:
+            self.baseline.update(x, y, labelled=mask, boundaries=cuts)
+            base_loss = self._masked(self.baseline.loss, batch.labelled)
+            self.baseline_tracker.update(base_loss, boundaries=cuts)
+        self.tracker.update(loss, boundaries=cuts)
+        self.records += n
+        boundary = np.zeros(n, dtype=bool)
+        boundary[cuts] = True
+        classes = out.shape[-1] > 1
+        return Step(
+            y_hat=self.learner.prediction.cpu().numpy(),
+            proba=torch.softmax(out, -1).cpu().numpy() if classes else None,
+            loss=loss,
+            baseline_loss=base_loss,
+            task=before + np.cumsum(boundary),
+            boundary=boundary,
+            model_version=self.learner.model_version,
+        )
+
+    @staticmethod
+    def _masked(loss: torch.Tensor, labelled: np.ndarray) -> np.ndarray:
+        values = loss.cpu().numpy().astype(np.float64)
+        values[~labelled] = np.nan
+        return values
+
+    def status(self) -> dict[str, Any]:
+        """Live figures: records, tasks, adaptation of both learners and the speedup."""
+        mine = self.tracker.summary()
+        out: dict[str, Any] = {
+            "records": self.records,
+            "task": self.segmenter.task_id,
+            "model_version": self.learner.model_version,
+            "meta": mine,
+            "learned": self.learner.describe(),
+        }
+        if self.baseline is not None:
+            out["baseline"] = self.baseline_tracker.summary()
+            out["speedup"] = self.tracker.speedup(self.baseline_tracker)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "learner": self.learner.snapshot(),
+            "baseline": self.baseline.snapshot() if self.baseline is not None else None,
+            "segmenter": self.segmenter.snapshot(),
+            "tracker": self.tracker.snapshot(),
+            "baseline_tracker": self.baseline_tracker.snapshot(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.records = int(state["records"])
+        self.learner.restore(state["learner"])
+        if self.baseline is not None and state["baseline"] is not None:
+            self.baseline.restore(state["baseline"])
+        self.segmenter.restore(state["segmenter"])
+        self.tracker.restore(state["tracker"])
+        self.baseline_tracker.restore(state["baseline_tracker"])

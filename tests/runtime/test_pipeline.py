@@ -1,0 +1,94 @@
+"""The service's learning step on in-memory batches: boundaries, outputs, snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from streammeta.bench.streams import make_stream
+from streammeta.config import load_config
+from streammeta.metrics.tracker import AdaptationTracker
+from streammeta.runtime.pipeline import Batch, Pipeline
+
+
+def _batches(name: str, n: int, size: int, *, explicit: bool = True) -> list[Batch]:
+    chunk = make_stream(name, seed=3).take(n)
+    return [
+        Batch(
+            x=chunk.x[s : s + size],
+            y=chunk.y[s : s + size],
+            labelled=np.ones(len(chunk.y[s : s + size]), bool),
+            task=chunk.task[s : s + size].astype(object) if explicit else None,
+        )
+        for s in range(0, n, size)
+    ]
+
+
+def _pipeline(**flags: object) -> Pipeline:
+    return Pipeline.from_config(load_config(env={}, overrides=flags))
+
+
+def test_explicit_tasks_cut_the_stream_and_both_learners_are_tracked() -> None:
+    torch.manual_seed(0)
+    pipe = _pipeline()
+    steps = [pipe.process(b) for b in _batches("sinusoid", 1000, 32)]
+    boundary = np.concatenate([s.boundary for s in steps])
+    assert np.flatnonzero(boundary).tolist() == list(range(100, 1000, 100))
+    task = np.concatenate([s.task for s in steps])
+    assert task[99] == 0 and task[100] == 1 and task[-1] == 9
+    status = pipe.status()
+    assert status["records"] == 1000 and status["task"] == 9 and status["model_version"] > 0
+    assert status["meta"]["boundaries"] == 8  # the last one is still open
+    assert np.isfinite(status["speedup"])
+    assert all(s.baseline_loss is not None and np.isfinite(s.baseline_loss).all() for s in steps)
+
+
+def test_unlabelled_records_are_predicted_and_never_learned_from() -> None:
+    pipe = _pipeline(**{"learner.task": "classification", "learner.n_classes": 3,
+                        "learner.n_features": 2})  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    y = np.array([0, 1, 2, -1, -1, 1, 0, -1, 2, 1])  # -1: a placeholder, not a class
+    step = pipe.process(Batch(x=x, y=y, labelled=y >= 0))
+    assert np.isnan(step.loss[y < 0]).all() and np.isfinite(step.loss[y >= 0]).all()
+    assert step.proba is not None and np.allclose(step.proba.sum(1), 1, atol=1e-5)
+    assert set(step.y_hat.tolist()) <= {0, 1, 2}
+
+
+def test_snapshot_round_trip_continues_exactly(tmp_path: object) -> None:
+    torch.manual_seed(0)
+    batches = _batches("stagger", 3000, 50, explicit=False)
+    flags = {"learner.task": "classification", "learner.n_classes": 2, "learner.n_features": 9}
+    live = _pipeline(**flags)
+    for b in batches[:30]:
+        live.process(b)
+    path = f"{tmp_path}/pipe.pt"
+    torch.save(live.snapshot(), path)
+    expected = [live.process(b) for b in batches[30:]]
+    restored = _pipeline(**flags)
+    restored.restore(torch.load(path, weights_only=True))
+    for want, b in zip(expected, batches[30:], strict=True):
+        got = restored.process(b)
+        assert np.array_equal(got.loss, want.loss, equal_nan=True)
+        assert np.array_equal(got.task, want.task)
+    assert restored.status()["meta"] == pytest.approx(live.status()["meta"], nan_ok=True)
+
+
+def test_tracker_history_is_bounded() -> None:
+    tracker = AdaptationTracker(window=2, history=3)
+    for _ in range(10):
+        tracker.update(np.ones(5), boundaries=[0])
+    assert len(tracker.closed) == 3 and tracker.closed[-1].record == 40
+    restored = AdaptationTracker(window=2, history=3)
+    restored.restore(tracker.snapshot())
+    assert list(restored.closed) == list(tracker.closed)
+    with pytest.raises(ValueError, match="history=0"):
+        AdaptationTracker(history=0)
+
+
+def test_a_batch_of_one_record_works() -> None:
+    pipe = _pipeline()
+    step = pipe.process(_batches("sinusoid", 1, 1)[0])
+    assert step.y_hat.shape == (1,) and dataclasses.is_dataclass(step)

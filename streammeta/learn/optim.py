@@ -125,8 +125,10 @@ class LearnedOptimizer(InnerOptimizer):
             [gd, md, p.detach(), _log_mag(gd), gd.sign(), _log_mag(md), md.sign()], -1
         )
         out = self.net(feats)
-        # direction: the gradient, rescaled per coordinate, plus a learned share of momentum
-        step = g * torch.exp(out[..., 0]) + out[..., 1] * m
+        # direction: the gradient, rescaled per coordinate (by e^-2..e^2), plus a learned share
+        # of momentum (-1..1). Bounded: trained on 2-step episodes, an unbounded network blew
+        # the weights up (NaN within 40 steps) on 500-record tasks of ImageSegments
+        step = g * torch.exp(2.0 * torch.tanh(out[..., 0] / 2.0)) + torch.tanh(out[..., 1]) * m
         flat = p - self.lrs.abs() * step
         new_params = dict(
             zip(params, flat.split([v.numel() for v in params.values()]), strict=True)

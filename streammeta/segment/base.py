@@ -79,7 +79,7 @@ class Segmenter(ABC):
     def _forced(self, i: int, task: np.ndarray | None) -> bool:
         """Whether record ``i`` opens a task regardless of any detector: its explicit ``task``
         value differs from the previous record's."""
-        if task is None:
+        if task is None or task[i] is None:  # records without a task field: the detector's
             return False
         value = task[i].item() if hasattr(task[i], "item") else task[i]
         changed = self._last_task is not None and value != self._last_task

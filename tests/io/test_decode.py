@@ -1,0 +1,195 @@
+"""Decoding raw messages into records and dead letters (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streammeta.io import REASONS, Decoder, RawMessage
+
+
+def message(value: Any, offset: int = 0, *, raw: bool = False, **fields: Any) -> RawMessage:
+    """A message on ``in``/partition 0 holding ``value`` (JSON-encoded unless ``raw``)."""
+    body = value if raw else json.dumps(value).encode()
+    return RawMessage(**{"topic": "in", "partition": 0, "offset": offset, "key": None,
+                         "value": body, "headers": (), "timestamp": 1_000, **fields})  # fmt: skip
+
+
+def test_a_good_record_becomes_columns_with_defaults() -> None:
+    out = Decoder(n_features=2).decode([message({"x": [1, 2.5], "y": 3}, offset=9)])
+    r = out.records
+    assert out.dead == [] and len(r) == 1
+    assert r.x.dtype == np.float32 and r.x.tolist() == [[1.0, 2.5]]
+    assert r.y.dtype == np.float32 and r.y.tolist() == [3.0] and r.labelled.tolist() == [True]
+    assert r.id.tolist() == ["in:0:9"] and r.index.tolist() == [-1]
+    assert r.key.tolist() == [None] and r.task.tolist() == [None]
+    assert r.ts.tolist() == [1000.0]  # no ts: the message timestamp
+    assert (r.topic.tolist(), r.partition.tolist(), r.offset.tolist()) == (["in"], [0], [9])
+    assert out.next_offsets == {("in", 0): 10}
+
+
+def test_optional_fields_are_kept_and_unlabelled_records_are_marked() -> None:
+    rec = {"x": [1.0], "key": "tenant-a", "task": 4, "id": "r-1", "ts": 1700000000000}
+    out = Decoder(n_features=1).decode([message(rec), message({"x": [2.0], "y": None})])
+    r = out.records
+    assert r.key.tolist() == ["tenant-a", None] and r.task.tolist() == [4, None]
+    assert r.id.tolist() == ["r-1", "in:0:0"]
+    assert r.ts.tolist() == [1.7e12, 1000.0]
+    assert r.labelled.tolist() == [False, False] and np.isnan(r.y).all()
+
+
+def test_a_batch_message_keeps_its_good_records_and_dead_letters_the_bad() -> None:
+    batch = [
+        {"x": [1.0, 2.0], "y": 1.0},
+        {"x": [1.0]},
+        {"x": [3.0, 4.0], "y": 2.0},
+        "not an object",
+        {"x": [5.0, float("nan")]},
+    ]
+    value = json.dumps(batch).encode()
+    out = Decoder(n_features=2).decode([message(value, offset=3, raw=True, key=b"k")])
+    assert out.records.x.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert out.records.index.tolist() == [0, 2]
+    assert out.records.id.tolist() == ["in:0:3:0", "in:0:3:2"]
+    assert out.records.offset.tolist() == [3, 3]
+    assert [(d.index, d.reason) for d in out.dead] == [
+        (1, "feature_count"),
+        (3, "schema"),
+        (4, "non_finite"),
+    ]
+    for dead in out.dead:
+        assert dead.value == value and dead.key == b"k"  # the whole message, unchanged
+        assert (dead.topic, dead.partition, dead.offset) == ("in", 0, 3)
+    headers = dict(out.dead[0].headers())
+    assert headers == {
+        "streammeta.reason": b"feature_count",
+        "streammeta.error_type": b"ValueError",
+        "streammeta.error": b"x has 1 features; expected 2",
+        "streammeta.topic": b"in",
+        "streammeta.partition": b"0",
+        "streammeta.offset": b"3",
+        "streammeta.index": b"1",
+    }
+
+
+CASES = [  # value (bytes), decoder settings, reason, error type
+    (b"{not json", {}, "malformed_json", "JSONDecodeError"),
+    (b"\xff\xfe\xfa", {}, "malformed_json", "UnicodeDecodeError"),
+    (b"", {}, "malformed_json", "JSONDecodeError"),
+    (b"42", {}, "schema", "TypeError"),
+    (b'"text"', {}, "schema", "TypeError"),
+    (b'{"y": 1}', {}, "schema", "KeyError"),
+    (b'{"x": "1,2"}', {}, "schema", "TypeError"),
+    (b'{"x": [1, "2"]}', {}, "schema", "TypeError"),
+    (b'{"x": [1, null]}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2], "y": [1]}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2], "y": "high"}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2], "key": 7}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2], "task": 1.5}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2], "ts": "now"}', {}, "schema", "TypeError"),
+    (b'{"x": [1, 2, 3]}', {}, "feature_count", "ValueError"),
+    (b'{"x": {"a": 1}}', {}, "feature_count", "ValueError"),
+    (b'{"x": {"a": 1, "c": 2}}', {"feature_names": ["a", "b"]}, "feature_names", "ValueError"),
+    (b'{"x": [1, NaN]}', {}, "non_finite", "ValueError"),
+    (b'{"x": [1, Infinity]}', {}, "non_finite", "ValueError"),
+    (b'{"x": [1, 1e999]}', {}, "non_finite", "ValueError"),
+    (b'{"x": [1, 2], "y": NaN}', {}, "non_finite", "ValueError"),
+    (b'{"x": [1, 2], "ts": -Infinity}', {}, "non_finite", "ValueError"),
+    (b'{"x": [1, 2], "y": 3}', {"n_classes": 3}, "unknown_label", "ValueError"),
+    (b'{"x": [1, 2], "y": -1}', {"n_classes": 3}, "unknown_label", "ValueError"),
+    (b'{"x": [1, 2], "y": 0.5}', {"n_classes": 3}, "unknown_label", "ValueError"),
+    (b'{"x": [1, 2], "y": "cat"}', {"n_classes": 2}, "unknown_label", "ValueError"),
+    (b'{"x": [1, 2], "y": "eel"}', {"n_classes": 2, "labels": ["cat", "dog"]}, "unknown_label",
+     "ValueError"),
+    (b'{"x": [1, 2]}' + b" " * 100, {"max_message_bytes": 50}, "too_large", "ValueError"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "settings", "reason", "error_type"), CASES)
+def test_every_bad_record_is_dead_lettered_with_its_reason(
+    value: bytes, settings: dict[str, Any], reason: str, error_type: str
+) -> None:
+    decoder = Decoder(n_features=2, **settings)
+    out = decoder.decode([message(value, offset=5, raw=True), message({"x": [7, 8]}, offset=6)])
+    assert [(d.reason, d.error_type) for d in out.dead] == [(reason, error_type)]
+    dead = out.dead[0]
+    assert dead.value == value and dead.offset == 5 and dead.index is None and dead.message
+    assert dead.reason in REASONS
+    assert out.records.x.tolist() == [[7.0, 8.0]]  # the good message after it goes on
+    assert out.next_offsets == {("in", 0): 7}
+
+
+def test_every_reason_is_covered() -> None:
+    assert {reason for _, _, reason, _ in CASES} == set(REASONS)
+
+
+def test_a_tombstone_is_dead_lettered() -> None:
+    out = Decoder(n_features=1).decode([message(None, raw=True)])
+    assert [(d.reason, d.value) for d in out.dead] == [("schema", None)]
+
+
+def test_named_features_take_the_order_of_the_first_record() -> None:
+    decoder = Decoder(n_features=2)
+    out = decoder.decode(
+        [
+            message({"x": {"b": 1.0, "a": 2.0}}),
+            message([{"x": {"a": 4.0, "b": 3.0}}, {"x": [5.0, 6.0]}, {"x": {"a": 1, "c": 2}}]),
+        ]
+    )
+    assert decoder.feature_names == ("b", "a")
+    assert out.records.x.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert [(d.reason, d.index) for d in out.dead] == [("feature_names", 2)]
+    assert "expected ['a', 'b']" in out.dead[0].message
+
+
+def test_configured_feature_names_fix_the_order() -> None:
+    decoder = Decoder(n_features=2, feature_names=["a", "b"])
+    out = decoder.decode([message({"x": {"b": 1.0, "a": 2.0}})])
+    assert out.records.x.tolist() == [[2.0, 1.0]]
+
+
+def test_classification_labels_map_to_indices() -> None:
+    decoder = Decoder(n_features=1, n_classes=3, labels=["cat", "dog", "eel"])
+    out = decoder.decode(
+        [message([{"x": [0], "y": "dog"}, {"x": [0], "y": 2}, {"x": [0], "y": 0.0}, {"x": [0]}])]
+    )
+    assert out.dead == []
+    assert out.records.y.dtype == np.int64
+    assert out.records.y.tolist() == [1, 2, 0, -1]
+    assert out.records.labelled.tolist() == [True, True, True, False]
+
+
+def test_select_and_empty_input() -> None:
+    out = Decoder(n_features=1).decode([message([{"x": [i]} for i in range(4)])])
+    picked = out.records.select(out.records.x[:, 0] >= 2)
+    assert picked.x[:, 0].tolist() == [2.0, 3.0] and picked.index.tolist() == [2, 3]
+    empty = Decoder(n_features=3).decode([])
+    assert len(empty.records) == 0 and empty.records.x.shape == (0, 3)
+    assert empty.dead == [] and empty.next_offsets == {}
+    no_records = Decoder(n_features=3).decode([message([])])
+    assert len(no_records.records) == 0 and no_records.next_offsets == {("in", 0): 1}
+
+
+def test_booleans_count_as_numbers_and_large_numbers_as_infinite() -> None:
+    out = Decoder(n_features=2).decode([message(b'{"x": [true, 2], "y": 10000000000}', raw=True)])
+    assert out.records.x.tolist() == [[1.0, 2.0]]
+    huge = Decoder(n_features=1).decode([message(b'{"x": [1], "y": %s}' % (b"9" * 400), raw=True)])
+    assert [d.reason for d in huge.dead] == ["non_finite"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"n_features": 0}, "n_features"),
+        ({"n_features": 1, "n_classes": 1}, "n_classes"),
+        ({"n_features": 1, "n_classes": 3, "labels": ["a"]}, "one label per class"),
+        ({"n_features": 2, "feature_names": ["a", "a"]}, "distinct names"),
+        ({"n_features": 1, "max_message_bytes": 0}, "max_message_bytes"),
+    ],
+)
+def test_bad_settings_name_the_fix(settings: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Decoder(**settings)

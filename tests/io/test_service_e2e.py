@@ -1,0 +1,85 @@
+"""The learner service end to end on the embedded broker: N records in, exactly N predictions
+plus dead letters out, for both clients, single-record and batch messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from streammeta.bench.streams import make_stream
+from streammeta.config import KafkaConfig, load_config
+from streammeta.io import ensure_topics, open_source
+from streammeta.io.simulate import encode
+from streammeta.runtime.service import build_service
+from tests.io.helpers import drain, produce
+
+Config = Callable[..., KafkaConfig]
+#: Planted bad messages and the dead-letter reason each must get.
+BAD = {
+    b"{oops": "malformed_json",
+    b'{"x": [0.1, 0.2], "y": 1.0}': "feature_count",
+    b'{"x": [Infinity], "y": 1.0}': "non_finite",
+    b'"just a string"': "schema",
+    b'{"x": [0.5], "y": 1.0, "pad": "' + b"z" * 30_000 + b'"}': "too_large",
+}
+
+
+def _messages(n: int, batch: int) -> tuple[list[bytes], int, Counter[str]]:
+    """``n`` sinusoid records in messages of ``batch`` records, a bad message after every
+    tenth good one; returns the values, the good record count and the expected reasons."""
+    recs = list(make_stream("sinusoid", seed=4).records(n))
+    values: list[bytes] = []
+    reasons: Counter[str] = Counter()
+    bad = list(BAD.items())
+    for i in range(0, n, batch):
+        values.append(encode(recs[i : i + batch])[0])
+        if (i // batch) % 10 == 9:
+            value, reason = bad[(i // batch // 10) % len(bad)]
+            values.append(value)
+            reasons[reason] += 1
+    return values, n, reasons
+
+
+def _read_all(cfg: KafkaConfig, client: str, topic: str, n: int) -> list[tuple]:
+    with open_source(dataclasses.replace(cfg, group=cfg.group + "-reader"), client=client) as src:
+        src.assign([(topic, 0)])
+        return drain(src, n, timeout_s=60) if n else []
+
+
+@pytest.mark.parametrize("batch", [1, 100])
+def test_n_records_in_n_predictions_plus_dead_letters_out(
+    kafka_cfg: Config, client: str, batch: int, tmp_path: Path
+) -> None:
+    kafka = kafka_cfg(client=client, max_message_bytes=20_000)
+    ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
+    values, good, reasons = _messages(1000, batch)
+    produce(kafka, client, values)
+    config = dataclasses.replace(
+        load_config(env={}),
+        kafka=kafka,
+        service=dataclasses.replace(
+            load_config(env={}).service, checkpoint_dir=str(tmp_path), checkpoint_records=200
+        ),
+    )
+    service = build_service(config)
+    stats = service.run(max_records=good + sum(reasons.values()), idle_exit=60)
+    assert stats.records == good and stats.dead_letters == dict(reasons)
+    preds = _read_all(kafka, client, kafka.output_topic, good)
+    dead = _read_all(kafka, client, kafka.dlq_topic, sum(reasons.values()))
+    assert len(preds) == good and len(dead) == sum(reasons.values())
+    ids = Counter(json.loads(m.value)["id"] for m in preds)
+    assert len(ids) == good and max(ids.values()) == 1  # each record answered once
+    got = Counter(dict(m.headers)["streammeta.reason"].decode() for m in dead)
+    assert got == reasons
+    assert {m.value for m in dead} == {v for v in BAD if BAD[v] in reasons}  # bytes unchanged
+    first = json.loads(preds[0].value)
+    assert first["topic"] == kafka.input_topic and first["partition"] == 0
+    committed = service.source  # closed by run(); the commit is checked by a fresh member
+    del committed
+    with open_source(kafka, client=client) as again:
+        assert again.committed([(kafka.input_topic, 0)]) == {(kafka.input_topic, 0): len(values)}

@@ -1,12 +1,18 @@
-"""The in-process demo: a drifting sinusoid stream through the meta-learner and a shadow
-baseline on the same records, with live status and a report at the end.
+"""The main job: the whole data path on the embedded default, with live status and a report.
 
-(The Kafka service takes over the data path in a later release; the learning is the same.)
+With no ``kafka.bootstrap_servers`` it starts the embedded broker on loopback, creates the
+topics, publishes the configured drifting stream from a simulator thread, and runs the learner
+service on it (the meta-learner and its shadow baseline on the same records) until
+``demo.duration`` seconds, ``demo.records`` records, or Ctrl-C; then it writes a report with
+plots. With bootstrap servers it does the same on that cluster.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +22,12 @@ import torch
 
 from streammeta.bench.streams import make_stream
 from streammeta.config import Config, to_dict
-from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
+from streammeta.io.broker import EmbeddedBroker
+from streammeta.io.kafka import ensure_topics, open_sink
+from streammeta.io.simulate import publish
 from streammeta.metrics.adaptation import loss_curve, window_mean
-from streammeta.runtime.prequential import run_prequential
+from streammeta.runtime.pipeline import Step
+from streammeta.runtime.service import Service, build_service
 
 __all__ = ["run_demo"]
 
@@ -27,104 +36,144 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
     """Run until ``demo.duration`` seconds (or ``demo.records``) or Ctrl-C; return the report."""
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
 
     console = console or Console()
     torch.set_num_threads(1)  # small models: one thread is fastest and leaves a core free
     s, d = config.stream, config.demo
-    meta = build_learner(config.learner)
-    kind = config.learner.baseline if config.learner.baseline != "none" else "online_sgd"
-    base = build_baseline(kind, config.learner)
     stream = make_stream(s.name, task_length=s.task_length, seed=s.seed)
     out = Path(d.out)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a demo starts fresh
     out.mkdir(parents=True, exist_ok=True)
+    broker = None
+    kafka = config.kafka
+    if not kafka.bootstrap_servers:
+        broker = EmbeddedBroker(log_path=out / "broker.log").start()
+        kafka = dataclasses.replace(kafka, bootstrap_servers=broker.bootstrap)
+    config = dataclasses.replace(
+        config,
+        kafka=kafka,
+        learner=dataclasses.replace(
+            config.learner,
+            task=stream.task,
+            n_features=stream.n_features,
+            n_classes=stream.n_classes,
+        ),
+        service=dataclasses.replace(
+            config.service, checkpoint_dir=str(out / "checkpoints"), micro_batch=s.batch_size
+        ),
+    )
     limit = d.records or s.records
-    losses: dict[str, list[np.ndarray]] = {"meta": [], "base": []}
-    tasks: list[np.ndarray] = []
-    segmenters = {key: build_segmenter(config.segment) for key in ("meta", "base")}
-    done, t0 = 0, time.perf_counter()
+    try:
+        ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
+        done = threading.Event()
+        sim = threading.Thread(
+            target=_simulate, args=(config, stream, limit, done), daemon=True, name="simulator"
+        )
+        sim.start()
+        view = _Status(config, console, broker.bootstrap if broker else kafka.bootstrap_servers)
+        with Live(view.table(None), console=console, refresh_per_second=4) as live:
+            service = build_service(config, on_batch=view.on_batch(live, d.duration))
+            service.install_signal_handlers()
+            service.run(max_records=limit)
+        done.set()
+        console.print()
+        return _report(config, service, view, out, console)
+    finally:
+        if broker is not None:
+            broker.stop()
 
-    def status() -> Table:
-        el = time.perf_counter() - t0
-        n_tasks = int(tasks[-1][-1]) + 1 if tasks else 0
-        t = Table(title=f"streammeta demo · {s.name} · {meta_device}", title_justify="left")
+
+def _simulate(config: Config, stream: Any, limit: int, done: threading.Event) -> None:
+    """Publish the stream (the simulator's job in a deployment) until ``limit`` records."""
+    sink = open_sink(config.kafka)
+    try:
+        publish(sink, config.kafka.input_topic, stream.records(limit), batch_size=1)
+    finally:
+        sink.close()
+
+
+class _Status:
+    """Collects each batch's losses and renders the live table."""
+
+    def __init__(self, config: Config, console: Any, address: str) -> None:
+        self.config = config
+        self.console = console
+        self.address = address
+        self.losses: dict[str, list[np.ndarray]] = {"meta": [], "base": []}
+        self.tasks: list[np.ndarray] = []
+        self.t0 = time.perf_counter()
+        self._shown = 0.0
+
+    def on_batch(self, live: Any, duration: float) -> Any:
+        def hook(service: Service, step: Step | None) -> None:
+            if step is not None:
+                self.losses["meta"].append(step.loss)
+                if step.baseline_loss is not None:
+                    self.losses["base"].append(step.baseline_loss)
+                self.tasks.append(step.task)
+            now = time.perf_counter()
+            if now - self._shown > 0.25:
+                live.update(self.table(service))
+                self._shown = now
+            if now - self.t0 >= duration:
+                service.stop()
+
+        return hook
+
+    def table(self, service: Service | None) -> Any:
+        from rich.table import Table
+
+        el = time.perf_counter() - self.t0
+        t = Table(
+            title=f"streammeta demo · {self.config.stream.name} · broker {self.address}",
+            title_justify="left",
+        )
         t.add_column("", style="bold")
-        t.add_column(meta.name, justify="right")
-        t.add_column(base.name, justify="right")
-        t.add_row("records", f"{done:,}", f"{done:,}")
-        t.add_row("records/s", f"{done / el:,.0f}" if el else "-", "")
-        t.add_row("tasks (boundaries)", f"{n_tasks:,}", f"{n_tasks:,}")
-        t.add_row("meta-updates", f"{meta.model_version:,}", "-")
-        for label, fn in (("loss, last 1k records", _recent_loss), ("MSE after 1 step", _one_step)):
-            t.add_row(
-                label,
-                fn(losses["meta"], tasks, s.batch_size),
-                fn(losses["base"], tasks, s.batch_size),
-            )
-        t.add_row("learned lr (mean)", f"{meta.describe().get('lr_mean', float('nan')):.4f}", "")
+        t.add_column(self.config.learner.algorithm + "+" + self.config.learner.optimizer,
+                     justify="right")  # fmt: skip
+        t.add_column(self.config.learner.baseline, justify="right")
+        if service is None:
+            t.add_row("waiting for the consumer group to form", "", "")
+            return t
+        st, status = service.stats, service.pipeline.status()
+        lag = sum(service.source.lag().values())
+        t.add_row("records (dead letters)", f"{st.records:,} ({st.dead:,})", "")
+        t.add_row("records/s", f"{st.records / el:,.0f}" if el else "-", "")
+        t.add_row("lag", f"{lag:,}", "")
+        t.add_row("tasks", f"{status['task'] + 1:,}", "")
+        t.add_row("meta-updates", f"{status['model_version']:,}", "")
+        t.add_row(
+            "loss, last 1k records",
+            _recent_loss(self.losses["meta"]),
+            _recent_loss(self.losses["base"]),
+        )
+        base = status.get("baseline", {})
+        t.add_row(
+            "recovery samples (median)",
+            _num(status["meta"]["recovery_samples_median"]),
+            _num(base.get("recovery_samples_median")),
+        )
+        t.add_row("speedup", _num(status.get("speedup")), "")
+        t.add_row("checkpoints", f"{st.checkpoints:,}", "")
         return t
 
-    meta_device = str(getattr(meta, "device", "cpu"))
-    step = 20 * s.batch_size
-    try:
-        with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
-            while done < limit and time.perf_counter() - t0 < d.duration:
-                chunk = stream.take(min(step, limit - done))
-                for key, learner in (("meta", meta), ("base", base)):
-                    r = run_prequential(
-                        learner,
-                        chunk.x,
-                        chunk.y,
-                        chunk.task,
-                        s.batch_size,
-                        segmenter=segmenters[key],
-                        explicit_tasks=True,  # the stream's records carry their task field
-                    )
-                    losses[key].append(r.loss)
-                tasks.append(chunk.task)
-                done += len(chunk)
-                live.update(status())
-        console.print()
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: writing the report[/yellow]")
-    return _report(
-        config,
-        meta.name,
-        base.name,
-        losses,
-        tasks,
-        time.perf_counter() - t0,
-        out,
-        console,
-        meta.describe(),
-    )
+
+def _num(v: float | None) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:,.1f}"
 
 
-def _recent_loss(losses: list[np.ndarray], tasks: list[np.ndarray], k: int) -> str:
-    tail = np.concatenate(losses[-5:]) if losses else np.zeros(0)
-    return f"{np.nanmean(tail[-1000:]):.3f}" if len(tail) else "-"
+def _recent_loss(losses: list[np.ndarray]) -> str:
+    tail = np.concatenate(losses[-50:]) if losses else np.zeros(0)
+    tail = tail[np.isfinite(tail)][-1000:]
+    return f"{tail.mean():.3f}" if len(tail) else "-"
 
 
-def _one_step(losses: list[np.ndarray], tasks: list[np.ndarray], k: int) -> str:
-    """Loss on samples k+1..2k after the boundaries of the last ~20 chunks."""
-    if not losses:
-        return "-"
-    loss, task = np.concatenate(losses[-20:]), np.concatenate(tasks[-20:])
-    value = window_mean(loss, task, k, 2 * k)
-    return "-" if np.isnan(value) else f"{value:.3f}"
-
-
-def _report(
-    config: Config,
-    meta_name: str,
-    base_name: str,
-    losses: dict[str, list[np.ndarray]],
-    tasks: list[np.ndarray],
-    seconds: float,
-    out: Path,
-    console: Any,
-    learned: dict[str, float],
-) -> Path:
+def _report(config: Config, service: Service, view: _Status, out: Path, console: Any) -> Path:
+    meta_name = f"{config.learner.algorithm}+{config.learner.optimizer}"
+    base_name = config.learner.baseline
+    losses, tasks = view.losses, view.tasks
+    seconds = time.perf_counter() - view.t0
+    learned = service.pipeline.learner.describe()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +190,9 @@ def _report(
     }
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
     for key, name in (("meta", meta_name), ("base", base_name)):
-        loss = np.concatenate(losses[key]) if losses[key] else np.zeros(0)
+        if not losses[key]:
+            continue
+        loss = np.concatenate(losses[key])
         summary["learners"][name] = {
             "prequential_loss": float(np.nanmean(loss)) if len(loss) else None,
             "mse_after_1_step": window_mean(loss, task, k, 2 * k, half) if len(loss) else None,
@@ -151,6 +202,12 @@ def _report(
             a.plot(np.convolve(loss, np.ones(w) / w, mode="valid"), label=name, lw=1)
             b.plot(loss_curve(loss, task, config.stream.task_length, half), label=name)
     summary["learned_optimizer"] = learned
+    summary["adaptation"] = service.pipeline.status()
+    summary["service"] = {
+        "dead_letters": service.stats.dead_letters,
+        "checkpoints": service.stats.checkpoints,
+        "predictions": service.stats.predictions,
+    }
     summary["config"] = to_dict(config)
     a.set(yscale="log", xlabel="record", ylabel="prequential loss", title="loss over the stream")
     b.set(

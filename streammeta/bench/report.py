@@ -202,4 +202,18 @@ def throughput_table(results: dict[str, Any]) -> str:
         "",
         f"Peak RSS: {lr['peak_rss_mb']:.0f} MB",
     ]
+    if results.get("kafka"):
+        lines += [
+            "",
+            "| Kafka, records/s | raw ceiling (poll + decode) | end to end, configured "
+            "schedule | end to end, fast schedule |",
+            "|---|---:|---:|---:|",
+        ]
+        for client, k in results["kafka"].items():
+            for layout, ceiling in k["raw_ceiling_by_layout"].items():
+                lines.append(
+                    f"| {client}, {layout} | {ceiling:,.0f} | "
+                    f"{k['end_to_end_records_per_s'][layout]:,.0f} | "
+                    f"{k['end_to_end_fast_schedule_records_per_s'][layout]:,.0f} |"
+                )
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from streammeta.bench.streams import SinusoidStream
-from streammeta.config import LearnerConfig
+from streammeta.config import Config, LearnerConfig
 from streammeta.learn.base import resolve_device
 from streammeta.learn.factory import build_learner
 from streammeta.learn.learner import MetaLearner
@@ -87,9 +87,16 @@ def measure_meta_update(
 
 
 def run_throughput(
-    cfg: LearnerConfig, out: Path, *, quick: bool = False, log: Any = print
+    config: Config,
+    out: Path,
+    *,
+    quick: bool = False,
+    learner_only: bool = False,
+    log: Any = print,
 ) -> dict[str, Any]:
-    """Measure, print and write ``results.json`` and ``results.md`` to ``out``."""
+    """Measure, print and write ``results.json`` and ``results.md`` to ``out``: the learner,
+    then (unless ``learner_only``) Kafka's raw ceiling and the service end to end."""
+    cfg = config.learner
     out.mkdir(parents=True, exist_ok=True)
     scale = 0.25 if quick else 1.0
     records = {1: int(4000 * scale), 32: int(60_000 * scale), 256: int(300_000 * scale)}
@@ -134,6 +141,10 @@ def run_throughput(
             },
         }
     }
+    if not learner_only:
+        from streammeta.bench.kafka_throughput import measure_kafka
+
+        results["kafka"] = measure_kafka(config, 20_000 if quick else 100_000, log=log)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     from streammeta.bench.report import throughput_table
 

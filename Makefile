@@ -22,8 +22,8 @@ demo: setup
 	$(VENV)/bin/streammeta demo
 
 lint: setup
-	$(VENV)/bin/ruff check streammeta tests
-	$(VENV)/bin/ruff format --check streammeta tests
+	$(VENV)/bin/ruff check streammeta tests services
+	$(VENV)/bin/ruff format --check streammeta tests services
 	$(VENV)/bin/mypy
 
 test: lint

@@ -20,6 +20,7 @@ _SECTIONS = {
     "run": ("learner", "segment", "kafka", "service", "metrics"),
     "adaptation": ("learner", "segment"),
     "throughput": ("learner", "segment", "kafka", "service"),
+    "crash": (),
     "config": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
 }
 #: ``run``'s short options: (flag, config key, metavar, help)
@@ -107,6 +108,26 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--quick", action="store_true", help="fewer records per measurement")
     th.add_argument("--out", type=Path, required=True, help="directory for the results")
     _add_config_flags(th, _SECTIONS["throughput"])
+
+    crash = kinds.add_parser(
+        "crash",
+        help="kill -9 the service at random points and check that no record is lost",
+        description="On the embedded broker: publishes a stream (a malformed message every "
+        "250 records), starts `streammeta run` and kills it with SIGKILL after a random delay, "
+        "--kills times, then drains the topic with a last run and checks every input offset "
+        "for a prediction or a dead letter. Writes summary.json.",
+    )
+    crash.add_argument("--kills", type=int, default=20, help="kill points (default 20)")
+    crash.add_argument("--records", type=int, default=20_000, help="records (default 20,000)")
+    crash.add_argument(
+        "--checkpoint-records",
+        type=int,
+        default=500,
+        help="service.checkpoint_records of the killed service (default 500)",
+    )
+    crash.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
+    crash.add_argument("--out", type=Path, required=True, help="directory for summary.json")
+    _add_config_flags(crash, _SECTIONS["crash"])
 
     cfg = sub.add_parser(
         "config",
@@ -374,6 +395,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         run_adaptation(plan, config.learner, args.out, segment=config.segment)
         print(f"results: {args.out / 'results.json'}")
+    elif args.bench == "crash":
+        from streammeta.bench.crash import run_crash_test
+
+        summary = run_crash_test(
+            args.out,
+            kills=args.kills,
+            records=args.records,
+            checkpoint_records=args.checkpoint_records,
+            seed=args.seed,
+        )
+        return 0 if summary["lost_offsets"] == 0 and summary["learned_each_exactly_once"] else 1
     else:
         from streammeta.bench.throughput import run_throughput
 

@@ -1,0 +1,166 @@
+"""The crash benchmark: the learner service killed with SIGKILL at random points and restarted,
+on the embedded broker, then every input offset checked for a prediction or a dead letter.
+
+Each round starts ``streammeta run`` and kills it after a random delay (start-up included, so
+some kills land before the first checkpoint, some between checkpoints); a last run drains the
+topic. It reports lost offsets (must be none), duplicated answers (allowed within one
+checkpoint interval of each kill) and whether the learner learned every good record exactly
+once (the final checkpoint's record count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streammeta.bench.streams import make_stream
+from streammeta.config import KafkaConfig
+from streammeta.io import EmbeddedBroker, RawMessage, ensure_topics, open_sink, open_source
+from streammeta.io.simulate import encode
+
+__all__ = ["answers", "read_topic", "run_crash_test", "start_service"]
+
+
+def start_service(cfg: KafkaConfig, checkpoints: Path, *extra: str) -> subprocess.Popen[str]:
+    """``streammeta run`` on ``cfg``'s topics as a child process (kafka-python client)."""
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "streammeta.cli", "run",
+            "--bootstrap-servers", cfg.bootstrap_servers,
+            "--input-topic", cfg.input_topic,
+            "--output-topic", cfg.output_topic,
+            "--dlq-topic", cfg.dlq_topic,
+            "--group", cfg.group,
+            "--checkpoint-dir", str(checkpoints),
+            "--kafka.client", cfg.client,
+            "--kafka.session_timeout_ms", str(cfg.session_timeout_ms),
+            *extra,
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def read_topic(cfg: KafkaConfig, topic: str, timeout_s: float = 60) -> list[RawMessage]:
+    """Everything in partition 0 of ``topic``, up to its high watermark."""
+    with open_source(cfg) as src:
+        src.assign([(topic, 0)])
+        got: list[RawMessage] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got += src.poll(500, 0.2)
+            high = src.highwater((topic, 0))
+            if high is not None and len(got) >= high:
+                return got
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(got)} of {high} messages of {topic} in {timeout_s} s")
+
+
+def answers(cfg: KafkaConfig) -> Counter[int]:
+    """How many predictions or dead letters each input offset got."""
+    seen: Counter[int] = Counter()
+    for m in read_topic(cfg, cfg.output_topic):
+        seen[json.loads(m.value or b"{}")["offset"]] += 1
+    for m in read_topic(cfg, cfg.dlq_topic):
+        seen[int(dict(m.headers)["streammeta.offset"])] += 1
+    return seen
+
+
+def publish_with_bad(cfg: KafkaConfig, records: int, bad_every: int, seed: int = 5) -> int:
+    """``records`` sinusoid records, one malformed message after every ``bad_every``; returns
+    the number of messages."""
+    ensure_topics(cfg, [cfg.input_topic, cfg.output_topic, cfg.dlq_topic])
+    with open_sink(cfg) as sink:
+        n = 0
+        for i, rec in enumerate(make_stream("sinusoid", seed=seed).records(records)):
+            sink.produce(cfg.input_topic, encode([rec])[0])
+            n += 1
+            if i % bad_every == bad_every - 1:
+                sink.produce(cfg.input_topic, b"{broken")
+                n += 1
+        sink.flush(60)
+    return n
+
+
+def run_crash_test(
+    out: Path,
+    *,
+    kills: int = 20,
+    records: int = 20_000,
+    checkpoint_records: int = 500,
+    seed: int = 0,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Kill and restart the service ``kills`` times, drain, check; write ``summary.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    with EmbeddedBroker(log_path=out / "broker.log") as broker:
+        tag = uuid.uuid4().hex[:8]
+        cfg = KafkaConfig(
+            bootstrap_servers=broker.bootstrap,
+            client="kafka-python",
+            input_topic=f"in-{tag}",
+            output_topic=f"out-{tag}",
+            dlq_topic=f"dlq-{tag}",
+            group=f"crash-{tag}",
+            session_timeout_ms=3000,
+        )
+        total = publish_with_bad(cfg, records, bad_every=250)
+        checkpoints = out / "checkpoints"
+        every = ["--service.checkpoint_records", str(checkpoint_records)]
+        points = []
+        for k in range(kills):
+            proc = start_service(cfg, checkpoints, *every)
+            delay = rng.uniform(2.0, 7.0)
+            time.sleep(delay)
+            finished = proc.poll() is not None
+            proc.kill()
+            proc.wait()
+            state = _checkpoint(checkpoints)
+            points.append(
+                {"after_s": round(delay, 2), "checkpointed_records": state, "finished": finished}
+            )
+            log(f"kill {k + 1:>2}/{kills} after {delay:.1f} s: checkpoint at {state:,} records")
+        last = start_service(cfg, checkpoints, *every, "--idle-exit", "3")
+        _, err = last.communicate(timeout=600)
+        if last.returncode != 0:
+            raise RuntimeError(f"the final run failed:\n{err[-2000:]}")
+        seen = answers(dataclasses.replace(cfg, group=cfg.group + "-check"))
+    good = records
+    learned = _checkpoint(checkpoints)
+    lost = sorted(set(range(total)) - set(seen))
+    summary = {
+        "kills": kills,
+        "input_messages": total,
+        "good_records": good,
+        "checkpoint_records": checkpoint_records,
+        "lost_offsets": len(lost),
+        "duplicated_offsets": sum(1 for c in seen.values() if c > 1),
+        "max_answers_per_offset": max(seen.values()) if seen else 0,
+        "learned_records": learned,
+        "learned_each_exactly_once": learned == good,
+        "kill_points": points,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    log(
+        f"{total:,} messages, {kills} kills: {len(lost)} lost, "
+        f"{summary['duplicated_offsets']:,} answered twice or more, learned {learned:,} of "
+        f"{good:,} good records"
+    )
+    return summary
+
+
+def _checkpoint(directory: Path) -> int:
+    path = directory / "checkpoint.pt"
+    if not path.exists():
+        return 0
+    return int(torch.load(path, weights_only=True)["state"]["records"])

@@ -25,6 +25,7 @@ import numpy as np
 from streammeta.config import Config
 from streammeta.io.backoff import Backoff
 from streammeta.io.base import (
+    CommitFailedError,
     DeliveryError,
     Partition,
     RawMessage,
@@ -55,6 +56,7 @@ class RunStats:
     checkpoints: int = 0
     rewinds: int = 0  # deliveries that failed: back to the last checkpoint
     rebalances: int = 0
+    commit_failures: int = 0  # commits refused because a rebalance moved the partitions
     last_checkpoint: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
 
@@ -130,7 +132,12 @@ class Service(RebalanceListener):
         owned = self.source.assignment()
         mine = {tp: off for tp, off in self.offsets.items() if tp in owned}
         if mine:
-            self.source.commit(mine)
+            try:
+                self.source.commit(mine)
+            except CommitFailedError as exc:  # a rebalance moved them: their new owner resumes
+                # from the last commit and answers the records since once more (at-least-once)
+                log.warning("commit failed (%s); the checkpoint stands", exc)
+                self.stats.commit_failures += 1
         self.stats.checkpoints += 1
         self.stats.last_checkpoint = time.monotonic()
         self._since_checkpoint = 0

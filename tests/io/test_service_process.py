@@ -4,16 +4,20 @@ period; kill -9 mid-stream and a restart lose nothing and relearn nothing."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from streammeta.bench.crash import answers, publish_with_bad, start_service
+from streammeta.bench.crash import answers, publish_with_bad, read_topic, start_service
+from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
-from streammeta.io import open_source
+from streammeta.io import ensure_topics, open_sink, open_source
+from streammeta.io.simulate import encode
 
 Config = Callable[..., KafkaConfig]
 GRACE_S = 20.0
@@ -79,3 +83,33 @@ def test_kill_9_and_restart_lose_nothing_and_relearn_nothing(
     assert max(seen.values()) <= 2 and len(repeated) <= every + 500  # one interval at most
     final = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert final["state"]["records"] == good  # every good record learned exactly once
+
+
+def test_two_services_in_one_group_share_the_partitions_without_losing_records(
+    kafka_cfg: Config, tmp_path: Path
+) -> None:
+    cfg = _kp(kafka_cfg(session_timeout_ms=3000))
+    ensure_topics(cfg, [cfg.input_topic], partitions=2)
+    ensure_topics(cfg, [cfg.output_topic, cfg.dlq_topic])
+    records = list(make_stream("sinusoid", seed=6).records(4000))
+    with open_sink(cfg) as sink:
+        for i, rec in enumerate(records):
+            sink.produce(
+                cfg.input_topic, encode([{**rec, "key": f"k{i % 7}"}])[0], f"k{i % 7}".encode()
+            )
+        sink.flush(60)
+    procs = [start_service(cfg, tmp_path / name, "--idle-exit", "4") for name in ("a", "b")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+    seen: Counter[tuple[int, int]] = Counter()
+    for m in read_topic(cfg, cfg.output_topic):
+        pred = json.loads(m.value or b"{}")
+        seen[pred["partition"], pred["offset"]] += 1
+    assert len(seen) == 4000  # every record of both partitions answered
+    assert {p for p, _ in seen} == {0, 1}
+    learned = [
+        torch.load(tmp_path / n / "checkpoint.pt", weights_only=True)["state"]["records"]
+        for n in ("a", "b")
+    ]
+    assert sum(learned) >= 4000 and min(learned) > 0  # both members did a share

@@ -163,3 +163,19 @@ def test_classification_predictions_carry_probabilities_and_labels(
     assert len(preds) == 200 and all(len(p["proba"]) == 2 for p in preds)
     assert {p["y"] for p in preds} == set(labels or (0, 1))
     assert {p["y_hat"] for p in preds} <= set(labels or (0, 1))
+
+
+def test_a_commit_refused_by_a_rebalance_keeps_the_checkpoint(tmp_path: Path) -> None:
+    from streammeta.io.base import CommitFailedError
+
+    source, sink = MemorySource("in", _topic(300)), MemorySink()
+    service = _service(source, sink, tmp_path)
+    source.subscribe(["in"], service)
+    service._process_or_rewind(source.poll(64, 0))
+
+    def refuse(offsets: object) -> None:
+        raise CommitFailedError("rebalance in progress")
+
+    source.commit = refuse  # type: ignore[method-assign]
+    assert service.checkpoint() and service.stats.commit_failures == 1
+    assert CheckpointStore(tmp_path, "test").load() is not None

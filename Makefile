@@ -31,7 +31,7 @@ test: lint
 
 bench: setup
 	$(VENV)/bin/streammeta bench adaptation --out $(OUT)/adaptation
-	$(VENV)/bin/streammeta bench throughput --learner-only --out $(OUT)/throughput
+	$(VENV)/bin/streammeta bench throughput --out $(OUT)/throughput
 
 bench-quick: setup
 	$(VENV)/bin/streammeta bench adaptation --quick --out $(OUT)/adaptation-quick

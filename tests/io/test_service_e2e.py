@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from streammeta.bench.crash import read_topic
 from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig, load_config
 from streammeta.io import ensure_topics, open_source
 from streammeta.io.simulate import encode
 from streammeta.runtime.service import build_service
-from tests.io.helpers import drain, produce
+from tests.io.helpers import produce
 
 Config = Callable[..., KafkaConfig]
 #: Planted bad messages and the dead-letter reason each must get.
@@ -45,12 +46,6 @@ def _messages(n: int, batch: int) -> tuple[list[bytes], int, Counter[str]]:
     return values, n, reasons
 
 
-def _read_all(cfg: KafkaConfig, client: str, topic: str, n: int) -> list[tuple]:
-    with open_source(dataclasses.replace(cfg, group=cfg.group + "-reader"), client=client) as src:
-        src.assign([(topic, 0)])
-        return drain(src, n, timeout_s=60) if n else []
-
-
 @pytest.mark.parametrize("batch", [1, 100])
 def test_n_records_in_n_predictions_plus_dead_letters_out(
     kafka_cfg: Config, client: str, batch: int, tmp_path: Path
@@ -69,8 +64,8 @@ def test_n_records_in_n_predictions_plus_dead_letters_out(
     service = build_service(config)
     stats = service.run(max_records=good + sum(reasons.values()), idle_exit=60)
     assert stats.records == good and stats.dead_letters == dict(reasons)
-    preds = _read_all(kafka, client, kafka.output_topic, good)
-    dead = _read_all(kafka, client, kafka.dlq_topic, sum(reasons.values()))
+    preds = read_topic(kafka, kafka.output_topic)  # everything, up to the high watermark
+    dead = read_topic(kafka, kafka.dlq_topic)
     assert len(preds) == good and len(dead) == sum(reasons.values())
     ids = Counter(json.loads(m.value)["id"] for m in preds)
     assert len(ids) == good and max(ids.values()) == 1  # each record answered once

@@ -65,9 +65,8 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
     limit = d.records or s.records
     try:
         ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
-        done = threading.Event()
         sim = threading.Thread(
-            target=_simulate, args=(config, stream, limit, done), daemon=True, name="simulator"
+            target=_simulate, args=(config, stream, limit), daemon=True, name="simulator"
         )
         sim.start()
         view = _Status(config, console, broker.bootstrap if broker else kafka.bootstrap_servers)
@@ -75,7 +74,6 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
             service = build_service(config, on_batch=view.on_batch(live, d.duration))
             service.install_signal_handlers()
             service.run(max_records=limit)
-        done.set()
         console.print()
         return _report(config, service, view, out, console)
     finally:
@@ -83,7 +81,7 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
             broker.stop()
 
 
-def _simulate(config: Config, stream: Any, limit: int, done: threading.Event) -> None:
+def _simulate(config: Config, stream: Any, limit: int) -> None:
     """Publish the stream (the simulator's job in a deployment) until ``limit`` records."""
     sink = open_sink(config.kafka)
     try:

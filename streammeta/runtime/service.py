@@ -143,14 +143,18 @@ class Service(RebalanceListener):
         self._since_checkpoint = 0
         return True
 
-    def _rewind(self) -> None:
-        """Forget everything since the last checkpoint and read it again."""
+    def _forget(self) -> None:
+        """Back to the last checkpoint: what was learned since is forgotten."""
         self.offsets = {}
         self._restore()
+        self._since_checkpoint = 0
+
+    def _rewind(self) -> None:
+        """Forget everything since the last checkpoint and read it again."""
+        self._forget()
         for tp in self.source.assignment():
             committed = self.source.committed([tp]).get(tp)
             self.source.seek(tp, self.offsets.get(tp, committed or 0))
-        self._since_checkpoint = 0
         self.stats.rewinds += 1
 
     # rebalance listener: called by the source inside ``poll``, between two batches
@@ -166,9 +170,7 @@ class Service(RebalanceListener):
     def on_lost(self, partitions: list[Partition]) -> None:
         """Partitions gone without a hand-over: forget what was learned since the last
         checkpoint (their new owner relearns it) and commit nothing."""
-        self.offsets = {}
-        self._restore()
-        self._since_checkpoint = 0
+        self._forget()
 
     # --- the loop ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ _SECTIONS = {
     "adaptation": ("learner", "segment"),
     "throughput": ("learner", "segment", "kafka", "service"),
     "crash": (),
+    "dashboard": (),
     "config": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
 }
 #: ``run``'s short options: (flag, config key, metavar, help)
@@ -31,6 +32,7 @@ _RUN_ALIASES = (
     ("--dlq-topic", "kafka.dlq_topic", "TOPIC", "topic bad records are written to"),
     ("--group", "kafka.group", "GROUP", "consumer group id"),
     ("--checkpoint-dir", "service.checkpoint_dir", "DIR", "directory of the checkpoint"),
+    ("--metrics-port", "metrics.port", "PORT", "serve /metrics, /healthz, /readyz on PORT"),
 )
 
 
@@ -129,6 +131,22 @@ def _parser() -> argparse.ArgumentParser:
     crash.add_argument("--out", type=Path, required=True, help="directory for summary.json")
     _add_config_flags(crash, _SECTIONS["crash"])
 
+    dash = kinds.add_parser(
+        "dashboard",
+        help="render the Grafana dashboard's main panels to a PNG from a demo run's metrics",
+        description="Starts a real Prometheus (Debian's prometheus package, or the binary on "
+        "PATH) scraping `streammeta demo` every second, runs the demo for --duration seconds, "
+        "then draws the main panels of deploy/grafana/dashboards/streammeta.json from "
+        "Prometheus' data with matplotlib. Writes dashboard.png, panels.json (series per "
+        "panel), the demo's report and Prometheus' data to --out.",
+    )
+    dash.add_argument("--out", type=Path, required=True, help="directory for the results")
+    dash.add_argument(
+        "--duration", type=float, default=180.0, help="seconds the demo runs (default 180)"
+    )
+    dash.add_argument("--stream", default="sinusoid", help="the demo's stream (default sinusoid)")
+    _add_config_flags(dash, _SECTIONS["dashboard"])
+
     cfg = sub.add_parser(
         "config",
         help="print the effective configuration (file, env and flags applied) as TOML",
@@ -224,6 +242,14 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many records per second (default 0: as fast as possible)",
     )
     sim.add_argument(
+        "--truth",
+        choices=("task", "concept"),
+        default="task",
+        help="field the stream's true concept goes in: 'task' (explicit tasks: the learner cuts "
+        "at every switch) or 'concept' (evaluation only: the segmenter must detect the "
+        "switches, and detection delay is measured) (default task)",
+    )
+    sim.add_argument(
         "--batch-size",
         type=int,
         default=1,
@@ -305,7 +331,7 @@ def _simulate(config: Any, args: argparse.Namespace) -> int:
         )
         return 2
     records = make_stream(stream.name, task_length=stream.task_length, seed=stream.seed).records(
-        stream.records
+        stream.records, truth=args.truth
     )
 
     def progress(sent: int, seconds: float) -> None:
@@ -340,19 +366,27 @@ def _run(config: Any, args: argparse.Namespace) -> int:
     import torch
 
     from streammeta.errors import StreamMetaError
+    from streammeta.metrics.server import serve_metrics
     from streammeta.runtime.service import build_service
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     torch.set_num_threads(1)  # small models: one intra-op thread is the fastest
+    exporter = serve_metrics(config.metrics)
     try:
-        service = build_service(config)
+        service = build_service(config, sensor=exporter.sensor if exporter else None)
     except StreamMetaError as exc:
         print(f"streammeta: {exc}", file=sys.stderr)
         return 2
+    if exporter is not None:
+        logging.getLogger("streammeta").info("metrics on %s/metrics", exporter.url)
     service.install_signal_handlers()
-    stats = service.run(max_records=args.max_records, idle_exit=args.idle_exit)
+    try:
+        stats = service.run(max_records=args.max_records, idle_exit=args.idle_exit)
+    finally:
+        if exporter is not None:
+            exporter.close()
     print(
         f"records {stats.records:,}, dead letters {stats.dead:,} {stats.dead_letters}, "
         f"predictions {stats.predictions:,}, checkpoints {stats.checkpoints}, "
@@ -395,6 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         run_adaptation(plan, config.learner, args.out, segment=config.segment)
         print(f"results: {args.out / 'results.json'}")
+    elif args.bench == "dashboard":
+        from streammeta.bench.dashboard import run_dashboard
+
+        png = run_dashboard(args.out, duration=args.duration, extra=["--stream.name", args.stream])
+        print(f"dashboard: {png}")
     elif args.bench == "crash":
         from streammeta.bench.crash import run_crash_test
 

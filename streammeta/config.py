@@ -266,7 +266,11 @@ class MetricsConfig(_Section):
     """The HTTP endpoint serving /metrics, /healthz and /readyz."""
 
     SECTION: ClassVar[str] = "metrics"
-    port: int = _f(0, "HTTP port for metrics and health (0 = disabled)", ge=0, le=65535)
+    port: int = _f(0, "HTTP port for /metrics, /healthz and /readyz (0 = disabled)", ge=0, le=65535)
+    host: str = _f("0.0.0.0", "address the metrics endpoint listens on")
+    stale_seconds: float = _f(
+        300.0, "/readyz fails when the last checkpoint is older than this", gt=0
+    )
 
 
 @dataclass(frozen=True, slots=True)

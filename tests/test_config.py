@@ -297,7 +297,7 @@ def test_describe_fields_covers_every_field() -> None:
     keys = [key for key, *_ in rows]
     assert keys == [f"{s}.{k}" for s, table in to_dict(Config()).items() for k in table]
     assert all(kind and help_text for _, kind, _, help_text in rows)
-    assert rows[-1][:3] == ("metrics.port", "int >= 0 and <= 65535", 0)
+    assert rows[-1][:3] == ("metrics.stale_seconds", "float > 0", 300.0)
     assert ("stream.name", "|".join(STREAMS), "sinusoid") in [row[:3] for row in rows]
     assert [f.name for f in dataclasses.fields(Config)] == [
         "learner",

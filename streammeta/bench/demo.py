@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from prometheus_client import CollectorRegistry
 
 from streammeta.bench.streams import make_stream
 from streammeta.config import Config, to_dict
@@ -26,10 +27,16 @@ from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
 from streammeta.io.simulate import publish
 from streammeta.metrics.adaptation import loss_curve, window_mean
+from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.server import MetricsServer
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
 
 __all__ = ["run_demo"]
+
+
+#: Where the demo serves /metrics when ``metrics.port`` is 0.
+DEMO_METRICS_PORT = 9108
 
 
 def run_demo(config: Config, *, console: Any = None) -> Path:
@@ -63,22 +70,44 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
         ),
     )
     limit = d.records or s.records
+    exporter = _serve_metrics(config)
     try:
         ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
         sim = threading.Thread(
             target=_simulate, args=(config, stream, limit), daemon=True, name="simulator"
         )
         sim.start()
-        view = _Status(config, console, broker.bootstrap if broker else kafka.bootstrap_servers)
+        view = _Status(
+            config,
+            console,
+            broker.bootstrap if broker else kafka.bootstrap_servers,
+            f"{exporter.url}/metrics",
+        )
         with Live(view.table(None), console=console, refresh_per_second=4) as live:
-            service = build_service(config, on_batch=view.on_batch(live, d.duration))
+            service = build_service(
+                config, on_batch=view.on_batch(live, d.duration), sensor=exporter.sensor
+            )
             service.install_signal_handlers()
             service.run(max_records=limit)
         console.print()
         return _report(config, service, view, out, console)
     finally:
+        exporter.close()
         if broker is not None:
             broker.stop()
+
+
+def _serve_metrics(config: Config) -> MetricsServer:
+    """The demo always serves its metrics: on ``metrics.port``, else on 9108 (in Prometheus'
+    usual exporter range); on any free port when that one is taken."""
+    m = config.metrics
+    sensor = PrometheusSensor(CollectorRegistry())
+    try:
+        return MetricsServer(
+            sensor, port=m.port or DEMO_METRICS_PORT, host=m.host, stale_s=m.stale_seconds
+        )
+    except OSError:  # taken
+        return MetricsServer(sensor, port=0, host=m.host, stale_s=m.stale_seconds)
 
 
 def _simulate(config: Config, stream: Any, limit: int) -> None:
@@ -93,10 +122,11 @@ def _simulate(config: Config, stream: Any, limit: int) -> None:
 class _Status:
     """Collects each batch's losses and renders the live table."""
 
-    def __init__(self, config: Config, console: Any, address: str) -> None:
+    def __init__(self, config: Config, console: Any, address: str, metrics: str) -> None:
         self.config = config
         self.console = console
         self.address = address
+        self.metrics = metrics
         self.losses: dict[str, list[np.ndarray]] = {"meta": [], "base": []}
         self.tasks: list[np.ndarray] = []
         self.t0 = time.perf_counter()
@@ -123,7 +153,8 @@ class _Status:
 
         el = time.perf_counter() - self.t0
         t = Table(
-            title=f"streammeta demo · {self.config.stream.name} · broker {self.address}",
+            title=f"streammeta demo · {self.config.stream.name} · broker {self.address} · "
+            f"metrics {self.metrics}",
             title_justify="left",
         )
         t.add_column("", style="bold")

@@ -72,13 +72,14 @@ class Stream(ABC):
         """Features and targets of the records at positions ``start, start + 1, ...``, whose task
         ordinals are ``task``."""
 
-    def records(self, n: int, batch: int = 4096) -> Iterator[dict[str, Any]]:
+    def records(self, n: int, batch: int = 4096, truth: str = "task") -> Iterator[dict[str, Any]]:
         """The next ``n`` records in streammeta's input format: ``x``, ``y`` and, where the
-        switches are known, ``task``."""
+        switches are known, the true task in the field ``truth`` (``task``: explicit tasks;
+        ``concept``: for evaluation only)."""
         done = 0
         while done < n:
             chunk = self.take(min(batch, n - done))
             rows = zip(chunk.x.tolist(), chunk.y.tolist(), chunk.task.tolist(), strict=True)
             for xi, yi, ti in rows:
-                yield {"x": xi, "y": yi, "task": ti} if self.known_switches else {"x": xi, "y": yi}
+                yield {"x": xi, "y": yi, truth: ti} if self.known_switches else {"x": xi, "y": yi}
             done += len(chunk)

@@ -11,9 +11,10 @@ the configured ``feature_names`` or else the names of the first such record seen
 JSON ``true``/``false`` count as 1/0 as everywhere in Python. ``y`` absent or null means
 unlabelled; otherwise a finite number for regression, and for classification a class index
 ``0..n_classes-1`` or, when ``labels`` are configured, one of those strings (its position is
-the index). ``key`` and ``id`` are strings, ``task`` a string or integer, ``ts`` a finite number;
-other fields are ignored. The checks run on whole columns (numpy), not record by record, except
-where a column already failed as a whole.
+the index). ``key`` and ``id`` are strings, ``task`` and ``concept`` (the true concept, for
+evaluation only) a string or integer, ``ts`` a finite number; other fields are ignored. The
+checks run on whole columns (numpy), not record by record, except where a column already failed
+as a whole.
 
 >>> from streammeta.io.base import RawMessage
 >>> msg = RawMessage("in", 0, 7, None, b'[{"x": [1, 2], "y": 0.5}, {"x": [1]}]', (), 1000)
@@ -46,6 +47,7 @@ _NONE = type(None)
 _META: tuple[tuple[str, set[type], str], ...] = (  # field, JSON types allowed, what to send
     ("key", {str, _NONE}, "a string"),
     ("task", {str, int, _NONE}, "a string or an integer"),
+    ("concept", {str, int, _NONE}, "a string or an integer"),
     ("id", {str, _NONE}, "a string"),
     ("ts", {int, float, _NONE}, "a number (epoch milliseconds)"),
 )
@@ -252,8 +254,8 @@ class Decoder:
         )
 
     def _meta(self, recs: list[Any], problems: dict[int, _Problem]) -> dict[str, Any]:
-        """``key``, ``task``, ``id`` (lists) and ``ts`` (float64, NaN where absent) of every
-        record, type-checked."""
+        """``key``, ``task``, ``concept``, ``id`` (lists) and ``ts`` (float64, NaN where
+        absent) of every record, type-checked."""
         out: dict[str, Any] = {}
         for name, kinds, expect in _META:
             col = [r.get(name) for r in recs]
@@ -315,6 +317,7 @@ class Decoder:
             labelled=labelled,
             key=_objects(meta["key"], keep),
             task=_objects(meta["task"], keep),
+            concept=_objects(meta["concept"], keep),
             id=ids,
             ts=ts,
             topic=topic,

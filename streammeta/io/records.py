@@ -70,6 +70,7 @@ class Records:
     labelled: np.ndarray
     key: np.ndarray
     task: np.ndarray
+    concept: np.ndarray
     id: np.ndarray
     ts: np.ndarray
     topic: np.ndarray

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypedDict
@@ -75,6 +76,7 @@ class MetaTrainer:
         self.max_grad_norm = max_grad_norm
         self.optimizer = torch.optim.Adam(parameters, lr=meta_lr, foreach=True)
         self.updates = 0
+        self.seconds = 0.0  # wall-clock time spent in meta-updates (not saved in snapshots)
         self._last_loss = torch.tensor(float("nan"))
         self._since = 0
 
@@ -161,7 +163,9 @@ class MetaTrained(ABC):
 
     def _end_batch(self) -> None:
         if self.trainer.due and self.trainer.buffer.current_records:
+            start = time.perf_counter()
             self.meta_update()
+            self.trainer.seconds += time.perf_counter() - start
 
     @property
     def model_version(self) -> int:

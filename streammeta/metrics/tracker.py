@@ -67,6 +67,7 @@ class AdaptationTracker:
         self.post_window = post_window
         self.reference = reference
         self.history = history
+        self.closed_total = 0  # tasks closed by this object, ever (for metrics; not restored)
         self._reset()
 
     def _reset(self) -> None:
@@ -175,6 +176,7 @@ class AdaptationTracker:
         if task.post_boundary_loss is None and self._post:
             task.post_boundary_loss = float(np.mean(self._post))
         self.closed.append(task)
+        self.closed_total += 1
 
     def summary(self, since: int = 0) -> dict[str, float]:
         """Medians and rates over the closed tasks (those opened at record ``since`` or later;
@@ -198,10 +200,12 @@ class AdaptationTracker:
             "false_alarms_per_10k": 1e4 * self.false_alarms / self._seen if self._seen else 0.0,
         }
 
-    def speedup(self, baseline: AdaptationTracker) -> float:
-        """Baseline recovery samples / this tracker's (medians over closed tasks)."""
-        mine = self.summary()["recovery_samples_median"]
-        theirs = baseline.summary()["recovery_samples_median"]
+    def speedup(self, baseline: AdaptationTracker, last: int = 0) -> float:
+        """Baseline recovery samples / this tracker's: medians over the closed tasks (the last
+        ``last`` of them when given)."""
+        since = self.closed[-last].record if 0 < last <= len(self.closed) else 0
+        mine = self.summary(since)["recovery_samples_median"]
+        theirs = baseline.summary(since)["recovery_samples_median"]
         return theirs / mine if mine and np.isfinite(mine) else float("nan")
 
     def snapshot(self) -> dict[str, Any]:

@@ -33,12 +33,15 @@ __all__ = ["Batch", "Pipeline", "Step"]
 @dataclass(frozen=True)
 class Batch:
     """Decoded records in columns. ``y`` holds a placeholder where not ``labelled``; ``task``
-    holds the records' explicit task values (``None`` where absent) or is ``None``."""
+    holds the records' explicit task values (``None`` where absent) or is ``None``;
+    ``concept`` the records' true concept (evaluation only: its changes are the true switches
+    detection delay is measured from) or is ``None``."""
 
     x: np.ndarray  # [n, d] float32
     y: np.ndarray  # [n] float32 (regression) or int64 (classes)
     labelled: np.ndarray  # [n] bool
     task: np.ndarray | None = None  # [n] object
+    concept: np.ndarray | None = None  # [n] object
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -52,6 +55,7 @@ class Step:
     proba: np.ndarray | None  # [n, classes] for classification
     loss: np.ndarray  # meta-learner's, NaN where unlabelled
     baseline_loss: np.ndarray | None
+    baseline_y_hat: np.ndarray | None  # the baseline's predictions, for its accuracy
     task: np.ndarray  # segment id of each record
     boundary: np.ndarray  # bool: the record opened a new task
     model_version: int
@@ -61,22 +65,31 @@ class Pipeline:
     """Meta-learner, optional shadow baseline, segmenter and adaptation trackers."""
 
     def __init__(
-        self, learner: Learner, segmenter: Segmenter, baseline: Learner | None = None
+        self,
+        learner: Learner,
+        segmenter: Segmenter,
+        baseline: Learner | None = None,
+        *,
+        name: str = "custom",
     ) -> None:
+        """``name`` describes the learner (``maml+metasgd``) in status and metrics."""
+        self.name = name
         self.learner = learner
         self.baseline = baseline
         self.segmenter = segmenter
         self.tracker = AdaptationTracker()
         self.baseline_tracker = AdaptationTracker(reference=self.tracker)
         self.records = 0
+        self._concept: object = None  # the last concept seen
 
     @classmethod
     def from_config(cls, config: Config) -> Pipeline:
-        kind = config.learner.baseline
+        c = config.learner
         return cls(
-            build_learner(config.learner),
+            build_learner(c),
             build_segmenter(config.segment),
-            None if kind == "none" else build_baseline(kind, config.learner),
+            None if c.baseline == "none" else build_baseline(c.baseline, c),
+            name=f"{c.algorithm}+{c.optimizer}",
         )
 
     def process(self, batch: Batch) -> Step:
@@ -99,12 +112,14 @@ class Pipeline:
         self.learner.update(x, y, labelled=mask, boundaries=cuts)
         loss = self._masked(self.learner.loss, batch.labelled)
         out = self.learner.output
-        base_loss = None
+        switches = self._switches(batch.concept)
+        base_loss = base_y_hat = None
         if self.baseline is not None:
             self.baseline.update(x, y, labelled=mask, boundaries=cuts)
             base_loss = self._masked(self.baseline.loss, batch.labelled)
-            self.baseline_tracker.update(base_loss, boundaries=cuts)
-        self.tracker.update(loss, boundaries=cuts)
+            base_y_hat = self.baseline.prediction.cpu().numpy()
+            self.baseline_tracker.update(base_loss, boundaries=cuts, true_switches=switches)
+        self.tracker.update(loss, boundaries=cuts, true_switches=switches)
         self.records += n
         boundary = np.zeros(n, dtype=bool)
         boundary[cuts] = True
@@ -114,10 +129,29 @@ class Pipeline:
             proba=torch.softmax(out, -1).cpu().numpy() if classes else None,
             loss=loss,
             baseline_loss=base_loss,
+            baseline_y_hat=base_y_hat,
             task=before + np.cumsum(boundary),
             boundary=boundary,
             model_version=self.learner.model_version,
         )
+
+    @property
+    def knows_concept(self) -> bool:
+        """Records carried their true concept: switches, misses and false alarms are known."""
+        return self._concept is not None
+
+    def _switches(self, concept: np.ndarray | None) -> list[int]:
+        """Offsets where the records' concept changes (records without one carry it over)."""
+        if concept is None:
+            return []
+        given = np.flatnonzero(np.asarray([c is not None for c in concept.tolist()]))
+        if not len(given):
+            return []
+        values = concept[given]
+        before = np.concatenate([np.array([self._concept], dtype=object), values[:-1]])
+        changed = (values != before) & (before != None)  # noqa: E711 (elementwise)
+        self._concept = values[-1]
+        return given[changed].tolist()
 
     @staticmethod
     def _masked(loss: torch.Tensor, labelled: np.ndarray) -> np.ndarray:
@@ -143,6 +177,7 @@ class Pipeline:
     def snapshot(self) -> dict[str, Any]:
         return {
             "records": self.records,
+            "concept": self._concept,
             "learner": self.learner.snapshot(),
             "baseline": self.baseline.snapshot() if self.baseline is not None else None,
             "segmenter": self.segmenter.snapshot(),
@@ -152,6 +187,7 @@ class Pipeline:
 
     def restore(self, state: dict[str, Any]) -> None:
         self.records = int(state["records"])
+        self._concept = state.get("concept")
         self.learner.restore(state["learner"])
         if self.baseline is not None and state["baseline"] is not None:
             self.baseline.restore(state["baseline"])

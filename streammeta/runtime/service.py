@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from streammeta.io.base import (
 )
 from streammeta.io.decode import Decoded, Decoder, Records
 from streammeta.io.kafka import open_sink, open_source
+from streammeta.metrics.sensor import Sensor
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 
@@ -84,9 +86,12 @@ class Service(RebalanceListener):
         checkpoint_seconds: float = 30.0,
         micro_batch: int = 32,
         on_batch: Callable[[Service, Step | None], None] | None = None,
+        sensor: Sensor | None = None,
+        lag_every_s: float = 1.0,
     ) -> None:
         """``on_batch(service, step)`` is called after every micro-batch learned (with its
-        step) and after every poll (with ``None``)."""
+        step) and after every poll (with ``None``); ``sensor`` hears every event (metrics);
+        the consumer lag is read at most every ``lag_every_s`` seconds."""
         self.pipeline = pipeline
         self.source = source
         self.sink = sink
@@ -100,11 +105,15 @@ class Service(RebalanceListener):
         self.checkpoint_seconds = checkpoint_seconds
         self.micro_batch = micro_batch
         self.on_batch = on_batch
+        self.sensor = sensor or Sensor()
+        self.lag_every_s = lag_every_s
         self.stats = RunStats()
         self.offsets: Offsets = {}  # next offset to learn from, per partition
         self._since_checkpoint = 0
         self._stop = False
         self._backoff = Backoff()
+        self._held: set[Partition] = set()
+        self._lag_read = 0.0
         self._restore()
 
     # --- state ---------------------------------------------------------------------------
@@ -122,6 +131,7 @@ class Service(RebalanceListener):
     def checkpoint(self) -> bool:
         """Flush the producer, save the snapshot with its offsets, then commit them. A failed
         delivery rewinds to the last checkpoint instead; returns whether it checkpointed."""
+        start = time.perf_counter()
         try:
             self.sink.flush(30.0)
         except DeliveryError as exc:
@@ -138,9 +148,11 @@ class Service(RebalanceListener):
                 # from the last commit and answers the records since once more (at-least-once)
                 log.warning("commit failed (%s); the checkpoint stands", exc)
                 self.stats.commit_failures += 1
+                self.sensor.on_commit_failure()
         self.stats.checkpoints += 1
         self.stats.last_checkpoint = time.monotonic()
         self._since_checkpoint = 0
+        self.sensor.on_checkpoint(time.perf_counter() - start)
         return True
 
     def _forget(self) -> None:
@@ -156,6 +168,7 @@ class Service(RebalanceListener):
             committed = self.source.committed([tp]).get(tp)
             self.source.seek(tp, self.offsets.get(tp, committed or 0))
         self.stats.rewinds += 1
+        self.sensor.on_rewind()
 
     # rebalance listener: called by the source inside ``poll``, between two batches
     def on_assigned(self, partitions: list[Partition]) -> None:
@@ -163,14 +176,20 @@ class Service(RebalanceListener):
         for tp in partitions:
             if tp in self.offsets:
                 self.source.seek(tp, self.offsets[tp])
+        self._held.update(partitions)
+        self.sensor.on_assigned(partitions, len(self._held))
 
     def on_revoked(self, partitions: list[Partition]) -> None:
         self.checkpoint()
+        self._held.difference_update(partitions)
+        self.sensor.on_revoked(partitions, len(self._held))
 
     def on_lost(self, partitions: list[Partition]) -> None:
         """Partitions gone without a hand-over: forget what was learned since the last
         checkpoint (their new owner relearns it) and commit nothing."""
         self._forget()
+        self._held.difference_update(partitions)
+        self.sensor.on_revoked(partitions, len(self._held))
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -184,11 +203,16 @@ class Service(RebalanceListener):
 
     def run(self, *, max_records: int = 0, idle_exit: float = 0.0) -> RunStats:
         """Subscribe and loop; always ends with a checkpoint and closes source and sink."""
+        self.sensor.on_start(self.pipeline)
         self.source.subscribe([self.input_topic], self)
         idle_since = time.monotonic()
         try:
             while not self._stop:
                 messages = self.source.poll(self.poll_max_records, 0.5)
+                self.sensor.on_poll(len(messages))
+                if time.monotonic() - self._lag_read >= self.lag_every_s:
+                    self._lag_read = time.monotonic()
+                    self.sensor.on_lag(self.source.lag())
                 if messages:
                     idle_since = time.monotonic()
                     self._process_or_rewind(messages)
@@ -229,9 +253,11 @@ class Service(RebalanceListener):
             decoded = self.decoder.decode(fresh)
             for dead in decoded.dead:
                 self.sink.produce(self.dlq_topic, dead.value or b"", dead.key, dead.headers())
-                self.stats.dead_letters[dead.reason] = (
-                    self.stats.dead_letters.get(dead.reason, 0) + 1
-                )
+            if decoded.dead:
+                reasons = Counter(dead.reason for dead in decoded.dead)
+                for reason, n in reasons.items():
+                    self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + n
+                self.sensor.on_dead_letters(reasons)
             if len(decoded.records):
                 step = self._learn(decoded)
             for tp, nxt in decoded.next_offsets.items():
@@ -252,7 +278,10 @@ class Service(RebalanceListener):
         return step
 
     def _micro(self, r: Records) -> Step:
-        step = self.pipeline.process(Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task))
+        start = time.perf_counter()
+        step = self.pipeline.process(
+            Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task, concept=r.concept)
+        )
         labels = self.decoder.labels
         y_hat = step.y_hat.tolist()
         if labels:
@@ -290,6 +319,7 @@ class Service(RebalanceListener):
             )
         self.stats.records += len(r)
         self.stats.predictions += len(r)
+        self.sensor.on_batch(r, step, self.pipeline, time.perf_counter() - start)
         if self.on_batch is not None:
             self.on_batch(self, step)
         return step
@@ -305,7 +335,10 @@ _FINGERPRINT = {
 
 
 def build_service(
-    config: Config, *, on_batch: Callable[[Service, Step | None], None] | None = None
+    config: Config,
+    *,
+    on_batch: Callable[[Service, Step | None], None] | None = None,
+    sensor: Sensor | None = None,
 ) -> Service:
     """The service ``config`` describes, on a Kafka source and sink."""
     fingerprint = {
@@ -332,4 +365,5 @@ def build_service(
         checkpoint_seconds=svc.checkpoint_seconds,
         micro_batch=svc.micro_batch,
         on_batch=on_batch,
+        sensor=sensor,
     )

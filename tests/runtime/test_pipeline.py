@@ -92,3 +92,33 @@ def test_a_batch_of_one_record_works() -> None:
     pipe = _pipeline()
     step = pipe.process(_batches("sinusoid", 1, 1)[0])
     assert step.y_hat.shape == (1,) and dataclasses.is_dataclass(step)
+
+
+def test_the_records_concept_gives_true_switches_for_detection_delay() -> None:
+    """Fixed windows of 100 cut at 100, 200, ...; the concept switches 40 records earlier
+    (at 60, 160, ...): every switch detected 40 records late, none missed, no false alarm.
+    The concept survives a snapshot: a restored pipeline sees no switch at its first batch."""
+    pipe = _pipeline(
+        **{"segment.detector": "fixed", "segment.window": 100, "segment.min_task_length": 1}
+    )
+    x = np.zeros((20, 1), np.float32)
+    concept = (np.arange(600) + 40) // 100
+    for s in range(0, 600, 20):
+        pipe.process(
+            Batch(
+                x,
+                np.zeros(20, np.float32),
+                np.ones(20, bool),
+                None,
+                concept[s : s + 20].astype(object),
+            )
+        )
+    assert pipe.knows_concept
+    delays = [b.detection_delay for b in pipe.tracker.closed]
+    assert delays == [40] * 4 and pipe.tracker.missed == pipe.tracker.false_alarms == 0
+    restored = _pipeline(
+        **{"segment.detector": "fixed", "segment.window": 100, "segment.min_task_length": 1}
+    )
+    restored.restore(pipe.snapshot())
+    assert restored._switches(np.array([6, 6], dtype=object)) == []  # the last concept: 6
+    assert restored._switches(np.array([None, 7], dtype=object)) == [1]

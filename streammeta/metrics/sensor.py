@@ -1,0 +1,62 @@
+"""Sensor hooks: what the run loop reports, and nothing about how it is recorded.
+
+The service calls these hooks at the points where something happened (faust's sensors): a
+poll, the dead letters of a poll, a learned micro-batch, a checkpoint, a rebalance. A
+:class:`Sensor` ignores them all; :class:`~streammeta.metrics.prometheus.PrometheusSensor`
+records them.
+
+>>> class Counting(Sensor):
+...     checkpoints = 0
+...     def on_checkpoint(self, seconds: float) -> None:
+...         self.checkpoints += 1
+>>> sensor = Counting()
+>>> sensor.on_checkpoint(0.01)
+>>> sensor.checkpoints
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streammeta.io.base import Partition
+    from streammeta.io.records import Records
+    from streammeta.runtime.pipeline import Pipeline, Step
+
+__all__ = ["Sensor"]
+
+
+class Sensor:
+    """Every hook the run loop calls, each doing nothing."""
+
+    def on_start(self, pipeline: Pipeline) -> None:
+        """The service is about to subscribe (after restoring its checkpoint)."""
+
+    def on_poll(self, messages: int) -> None:
+        """A poll returned ``messages`` messages (0 when idle)."""
+
+    def on_dead_letters(self, reasons: Mapping[str, int]) -> None:
+        """Records of the last poll sent to the dead-letter topic, counted by reason."""
+
+    def on_batch(self, records: Records, step: Step, pipeline: Pipeline, seconds: float) -> None:
+        """One micro-batch learned and its predictions produced, in ``seconds``."""
+
+    def on_checkpoint(self, seconds: float) -> None:
+        """A checkpoint was written and its offsets committed."""
+
+    def on_commit_failure(self) -> None:
+        """A commit was refused because a rebalance moved the partitions."""
+
+    def on_rewind(self) -> None:
+        """A delivery failed: back to the last checkpoint."""
+
+    def on_assigned(self, partitions: Iterable[Partition], held: int) -> None:
+        """Partitions assigned by a rebalance; ``held`` partitions are assigned now."""
+
+    def on_revoked(self, partitions: Iterable[Partition], held: int) -> None:
+        """Partitions revoked (or lost) by a rebalance."""
+
+    def on_lag(self, lag: Mapping[Partition, int]) -> None:
+        """Records behind the high watermark, per assigned partition."""

@@ -1,0 +1,83 @@
+"""``/metrics``, ``/healthz`` and ``/readyz`` on one port, served from a daemon thread.
+
+``/healthz`` answers 200 while the process runs. ``/readyz`` answers 200 when the service has
+partitions assigned, polled recently and checkpointed within ``stale_s`` seconds, else 503 with
+the reason. ``/metrics`` is the Prometheus text format of the injected registry.
+
+>>> from prometheus_client import CollectorRegistry
+>>> from urllib.request import urlopen
+>>> server = MetricsServer(PrometheusSensor(CollectorRegistry()), port=0, stale_s=300)
+>>> urlopen(f"{server.url}/healthz").read()
+b'ok\\n'
+>>> b"streammeta_predictions_total 0.0" in urlopen(f"{server.url}/metrics").read()
+True
+>>> server.close()
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streammeta.config import MetricsConfig
+from streammeta.metrics.prometheus import PrometheusSensor
+
+__all__ = ["MetricsServer", "serve_metrics"]
+
+
+class MetricsServer:
+    """Serves the sensor's registry and health on ``host:port`` (port 0: a free one)."""
+
+    def __init__(
+        self, sensor: PrometheusSensor, *, port: int, host: str = "0.0.0.0", stale_s: float
+    ) -> None:
+        self.sensor = sensor
+        self.stale_s = stale_s
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(outer.sensor.registry), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._send(200, b"ok\n")
+                elif path == "/readyz":
+                    ready, why = outer.sensor.readiness(stale_s=outer.stale_s)
+                    self._send(200 if ready else 503, f"{why}\n".encode())
+                else:
+                    self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+            def _send(self, code: int, body: bytes, kind: str = "text/plain") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:  # scrapes are not news
+                pass
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.url = f"http://{shown}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="metrics-http", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def serve_metrics(config: MetricsConfig) -> MetricsServer | None:
+    """A sensor on a fresh registry, served as ``config`` says; ``None`` when port is 0."""
+    if not config.port:
+        return None
+    sensor = PrometheusSensor(CollectorRegistry())
+    return MetricsServer(sensor, port=config.port, host=config.host, stale_s=config.stale_seconds)

@@ -62,12 +62,15 @@ _BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
 _BOOLS.update(dict.fromkeys(("false", "0", "no", "off"), False))
 _BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "le": ("<=", operator.le)}
 _INTS = tuple[int, ...]
+_STRS = tuple[str, ...]
+_ITEMS: dict[Any, type] = {_INTS: int, _STRS: str}  # list types -> their item type
 _KINDS: dict[Any, tuple[str, str]] = {  # type -> (type text, what a valid value is)
     bool: ("bool", "true or false (or 1/0, yes/no)"),
     int: ("int", "an integer"),
     float: ("float", "a number"),
     str: ("str", "a string"),
     _INTS: ("list[int]", "a list of integers"),
+    _STRS: ("list[str]", "a list of strings"),
 }
 _Rule = tuple[tuple[str, ...], Callable[[Mapping[str, Any]], bool], str]
 _Raw = dict[str, tuple[object, str]]  # field -> (value as given, where it came from)
@@ -121,6 +124,16 @@ class LearnerConfig(_Section):
             lambda v: v["n_classes"] >= 2 if v["task"] == "classification" else v["n_classes"] == 0,
             "n_classes must be >= 2 for task 'classification' and 0 for task 'regression'",
         ),
+        (
+            ("labels", "n_classes"),
+            lambda v: not v["labels"] or len(v["labels"]) == v["n_classes"],
+            "give one label per class (len(labels) == n_classes), or none",
+        ),
+        (
+            ("feature_names", "n_features"),
+            lambda v: not v["feature_names"] or len(v["feature_names"]) == v["n_features"],
+            "give one name per feature (len(feature_names) == n_features), or none",
+        ),
     )
 
     task: Literal["regression", "classification"] = _f("regression", "what the model predicts")
@@ -134,6 +147,12 @@ class LearnerConfig(_Section):
     layer_norm: bool = _f(False, "layer norm after each hidden layer")
     n_features: int = _f(1, "input features per record", ge=1)
     n_classes: int = _f(0, "number of classes (0 for regression)", ge=0)
+    labels: tuple[str, ...] = _f(
+        (), "class labels records may send as y instead of 0..n_classes-1 (one per class)"
+    )
+    feature_names: tuple[str, ...] = _f(
+        (), "order of named features when x is an object (default: the first record's order)"
+    )
     inner_lr: float = _f(0.01, "initial inner-loop step size", gt=0)
     meta_lr: float = _f(0.001, "learning rate of the meta-update", gt=0)
     meta_batch: int = _f(16, "tasks per meta-update", ge=1)
@@ -343,11 +362,11 @@ def _scalar(kind: Any, value: object) -> Any:
 
 def _convert(f: dataclasses.Field[Any], value: object) -> Any:
     """``value`` converted to the type of ``f``; raises if it cannot be or fails a check."""
-    if f.type == _INTS:
+    if f.type in _ITEMS:
         items = (value.split(",") if value.strip() else []) if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise TypeError(value)
-        out: Any = tuple(_scalar(int, item) for item in items)
+        out: Any = tuple(_scalar(_ITEMS[f.type], item) for item in items)
     else:
         out = _scalar(str if get_origin(f.type) is Literal else f.type, value)
     choices = _choices(f)

@@ -273,6 +273,23 @@ def test_regression_needs_zero_classes() -> None:
     assert "learner.n_classes = 3" in msg and "0 for task 'regression'" in msg
 
 
+def test_labels_and_feature_names_are_lists_matching_the_counts() -> None:
+    cfg = load_config(
+        env={"STREAMMETA_LEARNER__FEATURE_NAMES": "u,v"},
+        overrides={"learner.n_features": 2, "learner.task": "classification",
+                   "learner.n_classes": 2, "learner.labels": ["cat", "dog"]},
+    )  # fmt: skip
+    assert cfg.learner.labels == ("cat", "dog") and cfg.learner.feature_names == ("u", "v")
+    (msg,) = _problems(
+        env={},
+        overrides={"learner.task": "classification", "learner.n_classes": 3,
+                   "learner.labels": "cat,dog"},
+    )  # fmt: skip
+    assert "learner.labels = 'cat,dog'" in msg and "one label per class" in msg
+    (msg,) = _problems(env={}, overrides={"learner.feature_names": "u,v"})
+    assert "one name per feature" in msg
+
+
 # --- the objects -----------------------------------------------------------------------------
 
 

@@ -329,7 +329,7 @@ class Service(RebalanceListener):
 #: other values is refused at start-up rather than restored into the wrong shapes.
 _FINGERPRINT = {
     "learner": ("task", "algorithm", "optimizer", "hidden", "layer_norm", "n_features",
-                "n_classes", "baseline"),
+                "n_classes", "labels", "feature_names", "baseline"),
     "segment": ("detector",),
 }  # fmt: skip
 
@@ -354,6 +354,8 @@ def build_service(
         Decoder(
             n_features=learner.n_features,
             n_classes=learner.n_classes,
+            labels=learner.labels,
+            feature_names=learner.feature_names,
             max_message_bytes=k.max_message_bytes,
         ),
         CheckpointStore(svc.checkpoint_dir, fingerprint=fingerprint),

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streammeta.bench.crash import read_topic
@@ -78,3 +79,38 @@ def test_n_records_in_n_predictions_plus_dead_letters_out(
     del committed
     with open_source(kafka, client=client) as again:
         assert again.committed([(kafka.input_topic, 0)]) == {(kafka.input_topic, 0): len(values)}
+
+
+def test_string_labels_and_named_features_from_the_config(
+    kafka_cfg: Config, tmp_path: Path
+) -> None:
+    """learner.labels and learner.feature_names reach the decoder: records send y as a label
+    and x as an object in any key order (read in the configured order); predictions answer
+    with labels; an unknown label is a dead letter."""
+    kafka = kafka_cfg(client="kafka-python")
+    ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
+    rng = np.random.default_rng(0)
+    values = []
+    for i in range(300):
+        a, b = rng.normal(size=2).round(3).tolist()
+        y = "yes" if a + b > 0 else "no"
+        x = {"b": b, "a": a} if i % 2 else {"a": a, "b": b}
+        values.append(json.dumps({"x": x, "y": "maybe" if i == 150 else y}).encode())
+    produce(kafka, "kafka-python", values)
+    base = load_config(
+        env={},
+        overrides={
+            "learner.task": "classification",
+            "learner.n_features": 2,
+            "learner.n_classes": 2,
+            "learner.labels": "no,yes",
+            "learner.feature_names": "a,b",
+            "service.checkpoint_dir": str(tmp_path),
+        },
+    )
+    service = build_service(dataclasses.replace(base, kafka=kafka))
+    assert service.decoder.feature_names == ("a", "b")
+    stats = service.run(max_records=300, idle_exit=60)
+    assert stats.records == 299 and stats.dead_letters == {"unknown_label": 1}
+    preds = [json.loads(m.value) for m in read_topic(kafka, kafka.output_topic)]
+    assert {p["y_hat"] for p in preds} <= {"no", "yes"} and {p["y"] for p in preds} == {"no", "yes"}

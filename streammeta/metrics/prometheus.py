@@ -18,6 +18,7 @@ after each micro-batch; everything else comes from the run loop's hooks.
 
 from __future__ import annotations
 
+import itertools
 import platform
 import time
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,8 @@ LEARNERS = ("meta", "baseline")
 PREQUENTIAL_WINDOW = 1000
 #: Closed tasks the speedup is taken over (medians of recovery samples).
 SPEEDUP_TASKS = 50
+#: Seconds between reads of the learner's figures when no meta-update happened.
+DESCRIBE_EVERY_S = 1.0
 
 _SAMPLES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
 _LOSS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -220,6 +223,7 @@ class PrometheusSensor(Sensor):
         self._tracker_state = (0, 0)  # missed switches, false alarms already counted
         self._meta = (0, 0.0)  # meta-updates and their seconds already counted
         self._evicted = 0
+        self._described = 0.0  # monotonic time the learner's figures were last read
         self._task_start = 0
         self._lag_series: set[tuple[str, str]] = set()
         self.partitions = 0
@@ -293,10 +297,12 @@ class PrometheusSensor(Sensor):
         trackers: dict[str, AdaptationTracker] = {"meta": pipeline.tracker}
         if pipeline.baseline is not None:
             trackers["baseline"] = pipeline.baseline_tracker
+        closed_any = False
         for learner, tracker in trackers.items():
             new = min(tracker.closed_total - self._closed[learner], len(tracker.closed))
             self._closed[learner] = tracker.closed_total
-            for b in list(tracker.closed)[len(tracker.closed) - new :] if new > 0 else []:
+            closed_any |= new > 0
+            for b in reversed(list(itertools.islice(reversed(tracker.closed), max(new, 0)))):
                 if b.recovery_samples is not None:
                     self.recovery.labels(learner).observe(b.recovery_samples)
                 if b.censored:
@@ -311,7 +317,7 @@ class PrometheusSensor(Sensor):
             self.missed.inc(max(0, mine.missed - missed))
             self.false_alarms.inc(max(0, mine.false_alarms - alarms))
         self._tracker_state = (mine.missed, mine.false_alarms)
-        if "baseline" in trackers:
+        if "baseline" in trackers and closed_any:
             self.speedup.set(mine.speedup(pipeline.baseline_tracker, last=SPEEDUP_TASKS))
 
     @staticmethod
@@ -330,6 +336,9 @@ class PrometheusSensor(Sensor):
             for _ in range(updates - done):
                 self.meta_seconds.observe(each)
         self._meta = (updates, seconds)
+        if updates == done and time.monotonic() - self._described < DESCRIBE_EVERY_S:
+            return  # the learned state changes at meta-updates; keys are read once a second
+        self._described = time.monotonic()
         figures = pipeline.learner.describe()
         if "meta_loss" in figures:
             self.meta_loss.set(figures["meta_loss"])

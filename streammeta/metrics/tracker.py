@@ -202,11 +202,14 @@ class AdaptationTracker:
 
     def speedup(self, baseline: AdaptationTracker, last: int = 0) -> float:
         """Baseline recovery samples / this tracker's: medians over the closed tasks (the last
-        ``last`` of them when given)."""
-        since = self.closed[-last].record if 0 < last <= len(self.closed) else 0
-        mine = self.summary(since)["recovery_samples_median"]
-        theirs = baseline.summary(since)["recovery_samples_median"]
+        ``last`` of them when given; reading only those, so it is cheap to call often)."""
+        mine, theirs = self._median_recovery(last), baseline._median_recovery(last)
         return theirs / mine if mine and np.isfinite(mine) else float("nan")
+
+    def _median_recovery(self, last: int) -> float:
+        tasks = itertools.islice(reversed(self.closed), last) if last else self.closed
+        rec = [b.recovery_samples for b in tasks if b.recovery_samples is not None]
+        return float(np.median(rec)) if rec else float("nan")
 
     def snapshot(self) -> dict[str, Any]:
         return {

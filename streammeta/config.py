@@ -213,6 +213,9 @@ class DemoConfig(_Section):
     duration: float = _f(30.0, "seconds the demo runs", gt=0)
     records: int = _f(0, "records to process (0 = bounded by duration only)", ge=0)
     out: str = _f("demo-out", "directory the report is written to")
+    bad_every: int = _f(
+        1000, "plant a bad record every N records, to show the dead-letter path (0 = none)", ge=0
+    )
 
 
 @dataclass(frozen=True, slots=True)

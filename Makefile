@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 OUT    ?= bench-out
 
-.PHONY: setup demo test lint bench bench-quick clean
+.PHONY: setup demo test lint prometheus-tools bench bench-quick dashboard clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,18 @@ lint: setup
 	$(VENV)/bin/ruff format --check streammeta tests services
 	$(VENV)/bin/mypy
 
-test: lint
+# promtool and prometheus (Debian's package) for the deploy tests, which skip, saying why,
+# where they are missing; an install that fails does not fail the test run.
+prometheus-tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q >/dev/null 2>&1 && \
+	    $$sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } || \
+	  echo "prometheus-tools: could not install Debian's prometheus package; the deploy tests that need it will skip"; }
+
+test: lint prometheus-tools
 	$(PY) -m pytest
 
 bench: setup
@@ -35,6 +46,10 @@ bench: setup
 
 bench-quick: setup
 	$(VENV)/bin/streammeta bench adaptation --quick --out $(OUT)/adaptation-quick
+
+# the dashboard's main panels from a real Prometheus scraping a 180 s demo (docs/dashboard.png)
+dashboard: setup prometheus-tools
+	$(VENV)/bin/streammeta bench dashboard --out $(OUT)/dashboard
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache

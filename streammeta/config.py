@@ -291,7 +291,7 @@ class MetricsConfig(_Section):
     port: int = _f(0, "HTTP port for /metrics, /healthz and /readyz (0 = disabled)", ge=0, le=65535)
     host: str = _f("0.0.0.0", "address the metrics endpoint listens on")
     stale_seconds: float = _f(
-        300.0, "/readyz fails when the last checkpoint is older than this", gt=0
+        300.0, "/readyz fails when processed records wait longer than this for a checkpoint", gt=0
     )
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -31,8 +31,11 @@ from streammeta.io.simulate import encode
 __all__ = ["answers", "read_topic", "run_crash_test", "start_service"]
 
 
-def start_service(cfg: KafkaConfig, checkpoints: Path, *extra: str) -> subprocess.Popen[str]:
-    """``streammeta run`` on ``cfg``'s topics as a child process (kafka-python client)."""
+def start_service(
+    cfg: KafkaConfig, checkpoints: Path, *extra: str, log: IO[str] | None = None
+) -> subprocess.Popen[str]:
+    """``streammeta run`` on ``cfg``'s topics and client as a child process; its output goes
+    to pipes, or to ``log`` (for a long run, whose logs would fill a pipe nobody reads)."""
     return subprocess.Popen(
         [
             sys.executable, "-m", "streammeta.cli", "run",
@@ -46,7 +49,8 @@ def start_service(cfg: KafkaConfig, checkpoints: Path, *extra: str) -> subproces
             "--kafka.session_timeout_ms", str(cfg.session_timeout_ms),
             *extra,
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT if log else subprocess.PIPE,
+        text=True,
     )  # fmt: skip
 
 

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streammeta.bench.prometheus import PrometheusServer, panels, to_promql
 from streammeta.io.broker import free_port
 
-__all__ = ["DASHBOARD", "PrometheusServer", "panel_queries", "render_dashboard", "run_dashboard"]
+__all__ = ["DASHBOARD", "panel_queries", "render_dashboard", "run_dashboard"]
 
 #: The dashboard JSON in a checkout of the repository.
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
@@ -43,102 +41,10 @@ MAIN_PANELS = (
 )
 
 
-class PrometheusServer:
-    """A Prometheus on loopback scraping ``targets`` every ``scrape_s`` seconds, its data in
-    ``data_dir``; ``rules`` are loaded and evaluated at the same interval."""
-
-    def __init__(
-        self,
-        targets: list[str],
-        data_dir: Path,
-        *,
-        scrape_s: float = 1.0,
-        rules: Path | None = None,
-        binary: str | None = None,
-    ) -> None:
-        found = binary or shutil.which("prometheus") or "/usr/bin/prometheus"
-        if not Path(found).exists():
-            raise FileNotFoundError(
-                "prometheus not found: install Debian's package (apt-get install prometheus) "
-                "or put the binary on PATH"
-            )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        config = data_dir / "prometheus.yml"
-        scrape = {
-            "job_name": "streammeta",
-            "scrape_interval": f"{scrape_s:g}s",
-            "static_configs": [{"targets": targets}],
-        }
-        body: dict[str, Any] = {
-            "global": {
-                "scrape_interval": f"{scrape_s:g}s",
-                "evaluation_interval": f"{scrape_s:g}s",
-            },
-            "scrape_configs": [scrape],
-        }
-        if rules is not None:
-            body["rule_files"] = [str(rules.resolve())]
-        config.write_text(json.dumps(body, indent=1))  # JSON is YAML
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "prometheus.log"
-        with self.log.open("w") as log:
-            self._proc = subprocess.Popen(
-                [
-                    found,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={data_dir / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while not self._ready():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"prometheus did not start; see {self.log}")
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def api(self, path: str, **params: Any) -> Any:
-        """GET ``/api/v1/<path>`` and return its ``data``; raises on an error status."""
-        query = urllib.parse.urlencode(params)
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as r:
-            answer = json.load(r)
-        if answer.get("status") != "success":
-            raise RuntimeError(f"{path} {params}: {answer}")
-        return answer["data"]
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-
-
-def fill_variables(expr: str, *, rate_interval: str, range_: str, interval: str) -> str:
-    """A Grafana expression with its variables filled in the way Grafana would."""
-    return (
-        expr.replace("$instance", ".+")
-        .replace("$__rate_interval", rate_interval)
-        .replace("$__range", range_)
-        .replace("$__interval", interval)
-    )
-
-
 def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
     """(title, [(expr, legend), ...]) of every panel with queries, in the dashboard's order."""
     out = []
-    for panel in dashboard.get("panels", []):
+    for panel in panels(dashboard):
         targets = [
             (t["expr"], t.get("legendFormat", "")) for t in panel.get("targets", []) if "expr" in t
         ]
@@ -165,7 +71,12 @@ def render_dashboard(
     chosen = [t for t in MAIN_PANELS if t in panels]
     span = max(end - start, 1.0)
     step = max(1.0, span / 300)
-    fill = {"rate_interval": "15s", "range_": f"{int(span)}s", "interval": f"{int(step)}s"}
+    variables = {
+        "instance": ".+",
+        "__rate_interval": "15s",  # four scrapes at 1 s, as Grafana would choose
+        "__range": f"{int(span)}s",
+        "__interval": f"{int(step)}s",
+    }
     boundaries = prom.api(
         "query_range",
         query="increase(streammeta_boundaries_total[2s]) > 0",
@@ -182,7 +93,7 @@ def render_dashboard(
         n = 0
         for expr, legend in panels[title]:
             data = prom.api(
-                "query_range", query=fill_variables(expr, **fill), start=start, end=end, step=step
+                "query_range", query=to_promql(expr, variables), start=start, end=end, step=step
             )
             for series in data["result"]:
                 values = np.asarray(series["values"], dtype=np.float64)
@@ -215,7 +126,10 @@ def run_dashboard(out: Path, *, duration: float, extra: list[str]) -> Path:
         raise FileNotFoundError(f"{DASHBOARD} not found: run this from a checkout of streammeta")
     dashboard = json.loads(DASHBOARD.read_text())
     port = free_port()
-    prom = PrometheusServer([f"127.0.0.1:{port}"], out / "prometheus")
+    scrape = {"job_name": "streammeta", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+    prom = PrometheusServer(
+        {"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}, out / "prometheus"
+    )
     try:
         start = time.time()
         with (out / "demo.log").open("w") as log:

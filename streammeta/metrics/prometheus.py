@@ -229,6 +229,7 @@ class PrometheusSensor(Sensor):
         self.partitions = 0
         self.last_poll = 0.0  # monotonic; 0 before the first
         self.last_checkpoint = time.time()
+        self._pending_since: float | None = None  # first record processed since a checkpoint
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -256,11 +257,13 @@ class PrometheusSensor(Sensor):
         self.last_poll = time.monotonic()
 
     def on_dead_letters(self, reasons: Mapping[str, int]) -> None:
+        self._pending_since = self._pending_since or time.time()
         for reason, n in reasons.items():
             self.dead_letters.labels(reason).inc(n)
             self.records.labels("dead_letter").inc(n)
 
     def on_batch(self, records: Records, step: Step, pipeline: Pipeline, seconds: float) -> None:
+        self._pending_since = self._pending_since or time.time()
         n = len(records)
         labelled = records.labelled
         n_labelled = int(labelled.sum())
@@ -356,6 +359,7 @@ class PrometheusSensor(Sensor):
         self.checkpoint_seconds.observe(seconds)
         self.last_checkpoint = time.time()
         self.checkpoint_time.set(self.last_checkpoint)
+        self._pending_since = None
 
     def on_commit_failure(self) -> None:
         self.commit_failures.inc()
@@ -383,15 +387,23 @@ class PrometheusSensor(Sensor):
 
     # --- readiness -------------------------------------------------------------------------
 
-    def readiness(self, *, stale_s: float, poll_s: float = 30.0) -> tuple[bool, str]:
+    def readiness(
+        self, *, stale_s: float, poll_s: float = 30.0, later_s: float = 0.0
+    ) -> tuple[bool, str]:
         """Ready when partitions are assigned, a poll returned within ``poll_s`` seconds and
-        the last checkpoint is younger than ``stale_s``; the reason says which failed."""
+        no processed record has waited more than ``stale_s`` for a checkpoint (an idle service
+        with nothing to checkpoint stays ready); the reason says which failed. ``later_s``
+        asks as if that many seconds had passed (for tests)."""
         if self.partitions == 0:
             return False, "no partitions assigned"
-        since_poll = time.monotonic() - self.last_poll
+        since_poll = time.monotonic() + later_s - self.last_poll
         if since_poll > poll_s:
             return False, f"no poll for {since_poll:.0f} s"
-        age = time.time() - self.last_checkpoint
-        if age > stale_s:
-            return False, f"last checkpoint {age:.0f} s ago (stale after {stale_s:.0f} s)"
+        if self._pending_since is not None:
+            waited = time.time() + later_s - self._pending_since
+            if waited > stale_s:
+                return False, (
+                    f"records processed {waited:.0f} s ago are not checkpointed "
+                    f"(stale after {stale_s:.0f} s)"
+                )
         return True, "ok"

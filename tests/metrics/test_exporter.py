@@ -171,10 +171,14 @@ def test_endpoints_and_readiness(tmp_path: Path) -> None:
         sensor.on_assigned([("in", 0)], 1)
         sensor.on_poll(10)
         assert urlopen(f"{server.url}/readyz").read() == b"ok\n"
-        sensor.last_checkpoint -= 301  # the last checkpoint is now stale
-        with pytest.raises(HTTPError) as stale:
-            urlopen(f"{server.url}/readyz")
-        assert b"stale after 300 s" in stale.value.read()
+        # idle: nothing waits for a checkpoint, so no checkpoint is stale
+        assert sensor.readiness(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
+        sensor.on_dead_letters({"schema": 1})  # processed, not yet checkpointed
+        ready, why = sensor.readiness(stale_s=300, later_s=301, poll_s=1e9)
+        assert not ready and "not checkpointed (stale after 300 s)" in why
+        assert sensor.readiness(stale_s=300, later_s=31) == (False, "no poll for 31 s")
+        sensor.on_checkpoint(0.01)
+        assert sensor.readiness(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
         body = urlopen(f"{server.url}/metrics").read().decode()
         assert "# TYPE streammeta_recovery_samples histogram" in body
         with pytest.raises(HTTPError) as missing:

@@ -281,6 +281,12 @@ class ServiceConfig(_Section):
         "records per learning step: smaller adapts in fewer records, larger runs faster",
         ge=1,
     )
+    max_in_flight: int = _f(
+        50_000,
+        "messages produced but not yet acknowledged above which input is paused (polling "
+        "goes on, so the group keeps the consumer); resumed at half",
+        ge=1,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,6 +278,10 @@ class Sink(_Closing):
         """Wait up to ``timeout_s`` for queued messages; the number still not completed."""
 
     @abstractmethod
+    def pending(self) -> int:
+        """Messages produced and not yet acknowledged (or failed), without waiting."""
+
+    @abstractmethod
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what is queued (waiting up to ``timeout_s``), then release the client."""
 

@@ -328,6 +328,11 @@ class ConfluentSink(Sink):
             self._producer.poll(0)
             self._unserved = 0
 
+    def pending(self) -> int:
+        self._producer.poll(0)  # serve the delivery reports that have arrived
+        self._unserved = 0
+        return len(self._producer)
+
     def _wait(self, timeout_s: float) -> int:
         return int(self._producer.flush(timeout_s))
 

@@ -241,6 +241,10 @@ class KafkaPythonSink(Sink):
         self._delivered(None)
         self._failure(error)
 
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
     def _wait(self, timeout_s: float) -> int:
         with contextlib.suppress(kerr.KafkaTimeoutError):
             self._producer.flush(timeout=timeout_s)

@@ -190,6 +190,10 @@ class PrometheusSensor(Sensor):
             ["topic", "partition"],
         )
         self.assigned = gauge("assigned_partitions", "Partitions assigned to this consumer.")
+        self.input_paused = gauge(
+            "input_paused", "1 while input is paused because outputs wait for acknowledgement."
+        )
+        self.pauses = counter("input_pauses", "Times input was paused for backpressure.")
         self.rebalances = counter("rebalances", "Partition assignments received.")
         self.checkpoints = counter("checkpoints", "Checkpoints written and committed.")
         self.checkpoint_seconds = histogram(
@@ -379,6 +383,11 @@ class PrometheusSensor(Sensor):
             if (topic, str(partition)) in self._lag_series:
                 self.lag.remove(topic, str(partition))
                 self._lag_series.discard((topic, str(partition)))
+
+    def on_backpressure(self, paused: bool) -> None:
+        self.input_paused.set(int(paused))
+        if paused:
+            self.pauses.inc()
 
     def on_lag(self, lag: Mapping[Partition, int]) -> None:
         for (topic, partition), behind in lag.items():

@@ -60,3 +60,7 @@ class Sensor:
 
     def on_lag(self, lag: Mapping[Partition, int]) -> None:
         """Records behind the high watermark, per assigned partition."""
+
+    def on_backpressure(self, paused: bool) -> None:
+        """Input paused (``True``) because too many outputs wait for acknowledgement, or
+        resumed (``False``)."""

@@ -88,6 +88,7 @@ class Service(RebalanceListener):
         checkpoint_records: int = 10_000,
         checkpoint_seconds: float = 30.0,
         micro_batch: int = 32,
+        max_in_flight: int = 50_000,
         on_batch: Callable[[Service, Step | None], None] | None = None,
         sensor: Sensor | None = None,
         lag_every_s: float = 1.0,
@@ -107,6 +108,7 @@ class Service(RebalanceListener):
         self.checkpoint_records = checkpoint_records
         self.checkpoint_seconds = checkpoint_seconds
         self.micro_batch = micro_batch
+        self.max_in_flight = max_in_flight
         self.on_batch = on_batch
         self.sensor = sensor or Sensor()
         self.lag_every_s = lag_every_s
@@ -213,6 +215,7 @@ class Service(RebalanceListener):
             while not self._stop:
                 messages = self.source.poll(self.poll_max_records, 0.5)
                 self.sensor.on_poll(len(messages))
+                self._backpressure()
                 if time.monotonic() - self._lag_read >= self.lag_every_s:
                     self._lag_read = time.monotonic()
                     self.sensor.on_lag(self.source.lag())
@@ -236,6 +239,24 @@ class Service(RebalanceListener):
             self.source.close()
             self.sink.close()
         return self.stats
+
+    def _backpressure(self) -> None:
+        """Pause the input while more than ``max_in_flight`` outputs wait for the broker's
+        acknowledgement, resume at half; the loop keeps polling meanwhile (a paused partition
+        returns nothing), so the consumer stays in its group."""
+        pending = self.sink.pending()
+        paused = self.source.paused()
+        if pending > self.max_in_flight:
+            held = self.source.assignment() - paused  # a rebalance unpauses: pause those too
+            if held:
+                if not paused:
+                    log.warning("%d outputs wait for acknowledgement: input paused", pending)
+                    self.sensor.on_backpressure(True)
+                self.source.pause(held)
+        elif paused and pending <= self.max_in_flight // 2:
+            self.source.resume(paused)
+            log.info("%d outputs wait for acknowledgement: input resumed", pending)
+            self.sensor.on_backpressure(False)
 
     def _process_or_rewind(self, messages: list[RawMessage]) -> None:
         try:
@@ -369,6 +390,7 @@ def build_service(
         checkpoint_records=svc.checkpoint_records,
         checkpoint_seconds=svc.checkpoint_seconds,
         micro_batch=svc.micro_batch,
+        max_in_flight=svc.max_in_flight,
         on_batch=on_batch,
         sensor=sensor,
     )

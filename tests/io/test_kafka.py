@@ -285,8 +285,11 @@ def test_flush_raises_when_the_broker_is_down(tmp_path: Path, client: str) -> No
         with open_sink(cfg, client=client) as sink:
             sink.produce(cfg.input_topic, b"first")
             sink.flush(30.0)
+            assert sink.pending() == 0
             broker.stop()
             sink.produce(cfg.input_topic, b"lost")
+            time.sleep(0.5)
+            assert sink.pending() == 1  # not acknowledged: what backpressure counts
             with pytest.raises(DeliveryError) as error:
                 sink.flush(1.0)
             assert error.value.undelivered == 1

@@ -19,7 +19,8 @@ class MemorySource:
     topic: str
     partitions: list[list[bytes]]
     commits: Offsets = field(default_factory=dict)
-    paused: set[TopicPartition] = field(default_factory=set)
+    stopped: set[TopicPartition] = field(default_factory=set)  # paused partitions
+    polls: int = 0
     closed: bool = False
 
     def __post_init__(self) -> None:
@@ -31,9 +32,10 @@ class MemorySource:
         listener.on_assigned(sorted(self.position))
 
     def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
+        self.polls += 1
         out: list[RawMessage] = []
         for tp, pos in self.position.items():
-            if tp in self.paused:
+            if tp in self.stopped:
                 continue
             values = self.partitions[tp[1]][pos : pos + max_records - len(out)]
             out += [
@@ -53,10 +55,13 @@ class MemorySource:
         self.position[tp] = offset
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
-        self.paused |= set(tps)
+        self.stopped |= set(tps)
 
     def resume(self, tps: Iterable[TopicPartition]) -> None:
-        self.paused -= set(tps)
+        self.stopped -= set(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.stopped)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.position)
@@ -78,6 +83,7 @@ class MemorySink:
     flushed: int = 0
     closed: bool = False
     fail_flushes: int = 0  # the next flushes that report lost deliveries
+    waiting: int = 0  # what ``pending`` reports (outputs not yet acknowledged)
     _durable: dict[str, int] = field(default_factory=dict)
 
     def produce(
@@ -85,6 +91,9 @@ class MemorySink:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:  # fmt: skip
         self.sent.setdefault(topic, []).append((value, key, list(headers)))
+
+    def pending(self) -> int:
+        return self.waiting
 
     def flush(self, timeout_s: float = 30.0) -> None:
         if self.fail_flushes:

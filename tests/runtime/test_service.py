@@ -179,3 +179,22 @@ def test_a_commit_refused_by_a_rebalance_keeps_the_checkpoint(tmp_path: Path) ->
     source.commit = refuse  # type: ignore[method-assign]
     assert service.checkpoint() and service.stats.commit_failures == 1
     assert CheckpointStore(tmp_path, "test").load() is not None
+
+
+def test_backpressure_pauses_the_input_but_keeps_polling(tmp_path: Path) -> None:
+    """While more outputs wait for acknowledgement than max_in_flight, the input is paused and
+    the loop still polls (so the group keeps the consumer); at half it resumes."""
+    source = MemorySource("in", _topic(1000))
+    seen: list[tuple[int, int, bool]] = []  # at each check: polls, records learned, paused
+
+    class Slow(MemorySink):
+        def pending(self) -> int:  # the broker stops acknowledging from the 3rd poll to the 8th
+            seen.append((source.polls, service.stats.records, bool(source.paused())))
+            return 101 if 3 <= source.polls < 8 else 50
+
+    service = _service(source, Slow(), tmp_path, max_in_flight=100)
+    service.run(max_records=1000, idle_exit=5)
+    paused = [(polls, records) for polls, records, p in seen if p]
+    assert [polls for polls, _ in paused] == [4, 5, 6, 7, 8]  # paused after the 3rd poll ...
+    assert len({records for _, records in paused}) == 1  # ... learning nothing meanwhile
+    assert not seen[-1][2] and service.stats.records + service.stats.dead == 1000

@@ -295,8 +295,17 @@ def test_flush_raises_when_the_broker_is_down(tmp_path: Path, client: str) -> No
             assert error.value.undelivered == 1
             broker.start()
             ensure_topics(cfg, [cfg.input_topic], client=client)
-            sink.produce(cfg.input_topic, b"again")
-            sink.flush(60.0)
+            # the same sink delivers again; right after a topic is created, the embedded broker
+            # can answer a produce with UNKNOWN_SERVER_ERROR, which kafka-python does not retry
+            # (seen once in a loaded CI run), so one more try is allowed
+            for attempt in range(2):
+                sink.produce(cfg.input_topic, b"again")
+                try:
+                    sink.flush(60.0)
+                    break
+                except DeliveryError:
+                    assert attempt == 0
+                    time.sleep(1.0)
     finally:
         broker.stop()
 

@@ -1,9 +1,9 @@
 """The long-lived service: one run loop that owns the order of everything.
 
 poll -> decode -> predict, segment, learn -> produce predictions and dead letters; and every
-``checkpoint_records`` records or ``checkpoint_seconds`` seconds: flush the producer, write the
-snapshot with the next offset of every partition it covers (atomically), then commit those
-offsets. At-least-once: after a crash, a restart (or a partition assignment) restores the
+``checkpoint_records`` records or ``checkpoint_seconds`` seconds, and whenever a poll finds
+nothing more to read: flush the producer, write the snapshot with the next offset of every
+partition it covers (atomically), then commit those offsets. At-least-once: after a crash, a restart (or a partition assignment) restores the
 snapshot and skips records below the offsets it has already learned from, so no record is
 learned twice; predictions of records after the last checkpoint are produced again
 (duplicates only within one checkpoint interval). A failed delivery rewinds to the last
@@ -224,8 +224,10 @@ class Service(RebalanceListener):
                     self._process_or_rewind(messages)
                 elif idle_exit and time.monotonic() - idle_since >= idle_exit:
                     break
+                caught_up = not messages and not self.source.paused()
                 if self._since_checkpoint and (
-                    self._since_checkpoint >= self.checkpoint_records
+                    caught_up  # nothing to read: a restart would answer these once more
+                    or self._since_checkpoint >= self.checkpoint_records
                     or time.monotonic() - self.stats.last_checkpoint >= self.checkpoint_seconds
                 ):
                     self.checkpoint()

@@ -373,8 +373,8 @@ def _run(config: Any, args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     torch.set_num_threads(1)  # small models: one intra-op thread is the fastest
-    exporter = serve_metrics(config.metrics)
     try:
+        exporter = serve_metrics(config.metrics)
         service = build_service(config, sensor=exporter.sensor if exporter else None)
     except StreamMetaError as exc:
         print(f"streammeta: {exc}", file=sys.stderr)

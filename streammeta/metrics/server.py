@@ -22,9 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streammeta.config import MetricsConfig
+from streammeta.errors import StreamMetaError
 from streammeta.metrics.prometheus import PrometheusSensor
 
-__all__ = ["MetricsServer", "serve_metrics"]
+__all__ = ["MetricsPortError", "MetricsServer", "serve_metrics"]
+
+
+class MetricsPortError(StreamMetaError):
+    """The metrics endpoint cannot listen where it was configured to."""
 
 
 class MetricsServer:
@@ -76,8 +81,18 @@ class MetricsServer:
 
 
 def serve_metrics(config: MetricsConfig) -> MetricsServer | None:
-    """A sensor on a fresh registry, served as ``config`` says; ``None`` when port is 0."""
+    """A sensor on a fresh registry, served as ``config`` says; ``None`` when port is 0.
+    Raises :class:`MetricsPortError` naming the setting when the address cannot be bound."""
     if not config.port:
         return None
     sensor = PrometheusSensor(CollectorRegistry())
-    return MetricsServer(sensor, port=config.port, host=config.host, stale_s=config.stale_seconds)
+    try:
+        return MetricsServer(
+            sensor, port=config.port, host=config.host, stale_s=config.stale_seconds
+        )
+    except OSError as exc:
+        raise MetricsPortError(
+            f"metrics.port = {config.port} on metrics.host = {config.host!r}: cannot listen "
+            f"({exc.strerror or exc}); choose a free port (--metrics-port), or 0 to serve no "
+            "metrics"
+        ) from exc

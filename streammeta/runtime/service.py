@@ -3,11 +3,11 @@
 poll -> decode -> predict, segment, learn -> produce predictions and dead letters; and every
 ``checkpoint_records`` records or ``checkpoint_seconds`` seconds, and whenever a poll finds
 nothing more to read: flush the producer, write the snapshot with the next offset of every
-partition it covers (atomically), then commit those offsets. At-least-once: after a crash, a restart (or a partition assignment) restores the
-snapshot and skips records below the offsets it has already learned from, so no record is
-learned twice; predictions of records after the last checkpoint are produced again
-(duplicates only within one checkpoint interval). A failed delivery rewinds to the last
-checkpoint instead of committing past what was not delivered.
+partition it covers (atomically), then commit those offsets. At-least-once: after a crash, a
+restart (or a partition assignment) restores the snapshot and skips records below the offsets
+it has already learned from, so no record is learned twice; predictions of records after the
+last checkpoint are produced again (duplicates only within one checkpoint interval). A failed
+delivery rewinds to the last checkpoint instead of committing past what was not delivered.
 """
 
 from __future__ import annotations

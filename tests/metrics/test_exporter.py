@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streammeta.bench.streams import make_stream
+from streammeta.cli import main
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
 from streammeta.metrics.prometheus import PrometheusSensor
@@ -186,3 +188,17 @@ def test_endpoints_and_readiness(tmp_path: Path) -> None:
         assert missing.value.code == 404
     finally:
         server.close()
+
+
+def test_a_taken_metrics_port_stops_start_up_naming_the_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["run", "--bootstrap-servers", "127.0.0.1:9", "--metrics-port", str(port),
+                     "--metrics.host", "127.0.0.1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"metrics.port = {port}" in err and "choose a free port" in err

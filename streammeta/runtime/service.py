@@ -117,7 +117,6 @@ class Service(RebalanceListener):
         self._since_checkpoint = 0
         self._stop = False
         self._backoff = Backoff()
-        self._held: set[Partition] = set()
         self._lag_read = 0.0
         self._restore()
 
@@ -181,20 +180,17 @@ class Service(RebalanceListener):
         for tp in partitions:
             if tp in self.offsets:
                 self.source.seek(tp, self.offsets[tp])
-        self._held.update(partitions)
-        self.sensor.on_assigned(partitions, len(self._held))
+        self.sensor.on_assigned(partitions, len(self.source.assignment() | set(partitions)))
 
     def on_revoked(self, partitions: list[Partition]) -> None:
         self.checkpoint()
-        self._held.difference_update(partitions)
-        self.sensor.on_revoked(partitions, len(self._held))
+        self.sensor.on_revoked(partitions, len(self.source.assignment() - set(partitions)))
 
     def on_lost(self, partitions: list[Partition]) -> None:
         """Partitions gone without a hand-over: forget what was learned since the last
         checkpoint (their new owner relearns it) and commit nothing."""
         self._forget()
-        self._held.difference_update(partitions)
-        self.sensor.on_revoked(partitions, len(self._held))
+        self.sensor.on_revoked(partitions, len(self.source.assignment() - set(partitions)))
 
     # --- the loop ------------------------------------------------------------------------
 

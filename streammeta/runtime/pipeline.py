@@ -144,7 +144,7 @@ class Pipeline:
         """Offsets where the records' concept changes (records without one carry it over)."""
         if concept is None:
             return []
-        given = np.flatnonzero(np.asarray([c is not None for c in concept.tolist()]))
+        given = np.flatnonzero(concept != None)  # noqa: E711 (elementwise)
         if not len(given):
             return []
         values = concept[given]

@@ -432,7 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.bench == "dashboard":
         from streammeta.bench.dashboard import run_dashboard
 
-        png = run_dashboard(args.out, duration=args.duration, extra=["--stream.name", args.stream])
+        try:
+            png = run_dashboard(
+                args.out, duration=args.duration, extra=["--stream.name", args.stream]
+            )
+        except (FileNotFoundError, RuntimeError) as exc:  # no prometheus, or a run that failed
+            print(f"streammeta: {exc}", file=sys.stderr)
+            return 1
         print(f"dashboard: {png}")
     elif args.bench == "crash":
         from streammeta.bench.crash import run_crash_test

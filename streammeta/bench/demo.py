@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from prometheus_client import CollectorRegistry
 
 from streammeta.bench.streams import make_stream
 from streammeta.config import Config, to_dict
@@ -28,8 +27,7 @@ from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
 from streammeta.io.simulate import publish
 from streammeta.metrics.adaptation import loss_curve, window_mean
-from streammeta.metrics.prometheus import PrometheusSensor
-from streammeta.metrics.server import MetricsServer
+from streammeta.metrics.server import MetricsServer, serve_metrics
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
 
@@ -102,14 +100,10 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
 def _serve_metrics(config: Config) -> MetricsServer:
     """The demo always serves its metrics: on ``metrics.port``, else on 9108 (in Prometheus'
     usual exporter range); on any free port when that one is taken."""
-    m = config.metrics
-    sensor = PrometheusSensor(CollectorRegistry())
-    try:
-        return MetricsServer(
-            sensor, port=m.port or DEMO_METRICS_PORT, host=m.host, stale_s=m.stale_seconds
-        )
-    except OSError:  # taken
-        return MetricsServer(sensor, port=0, host=m.host, stale_s=m.stale_seconds)
+    port = config.metrics.port or DEMO_METRICS_PORT
+    served = serve_metrics(dataclasses.replace(config.metrics, port=port), or_free_port=True)
+    assert served is not None  # the port is never 0 here
+    return served
 
 
 #: What the demo plants every ``demo.bad_every`` records, in turn: too few features, and a

@@ -80,9 +80,10 @@ class MetricsServer:
         self._httpd.server_close()
 
 
-def serve_metrics(config: MetricsConfig) -> MetricsServer | None:
+def serve_metrics(config: MetricsConfig, *, or_free_port: bool = False) -> MetricsServer | None:
     """A sensor on a fresh registry, served as ``config`` says; ``None`` when port is 0.
-    Raises :class:`MetricsPortError` naming the setting when the address cannot be bound."""
+    When the port cannot be bound: any free port with ``or_free_port``, else
+    :class:`MetricsPortError` naming the setting."""
     if not config.port:
         return None
     sensor = PrometheusSensor(CollectorRegistry())
@@ -91,6 +92,8 @@ def serve_metrics(config: MetricsConfig) -> MetricsServer | None:
             sensor, port=config.port, host=config.host, stale_s=config.stale_seconds
         )
     except OSError as exc:
+        if or_free_port:
+            return MetricsServer(sensor, port=0, host=config.host, stale_s=config.stale_seconds)
         raise MetricsPortError(
             f"metrics.port = {config.port} on metrics.host = {config.host!r}: cannot listen "
             f"({exc.strerror or exc}); choose a free port (--metrics-port), or 0 to serve no "

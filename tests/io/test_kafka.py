@@ -84,11 +84,16 @@ def test_produce_then_poll_every_message_with_offsets_keys_and_headers(
         assert source.poll(10, 0.2) == []
 
 
-def test_lag_is_highwater_minus_position(kafka_cfg: Config, client: str) -> None:
+def _filled(kafka_cfg: Config, client: str, n: int) -> tuple[KafkaConfig, tuple[str, int]]:
+    """A fresh input topic holding ``n`` empty records, and its partition 0."""
     cfg = kafka_cfg()
     ensure_topics(cfg, [cfg.input_topic], client=client)
-    produce(cfg, client, [b"{}"] * 30)
-    tp = (cfg.input_topic, 0)
+    produce(cfg, client, [b"{}"] * n)
+    return cfg, (cfg.input_topic, 0)
+
+
+def test_lag_is_highwater_minus_position(kafka_cfg: Config, client: str) -> None:
+    cfg, tp = _filled(kafka_cfg, client, 30)
     with open_source(cfg, client=client) as source:
         source.assign([tp])
         assert source.lag() == {}  # nothing fetched yet: the highwater is unknown
@@ -101,10 +106,7 @@ def test_lag_is_highwater_minus_position(kafka_cfg: Config, client: str) -> None
 def test_pause_stops_fetching_and_resume_goes_on_without_gaps(
     kafka_cfg: Config, client: str
 ) -> None:
-    cfg = kafka_cfg()
-    ensure_topics(cfg, [cfg.input_topic], client=client)
-    produce(cfg, client, [b"{}"] * 20)
-    tp = (cfg.input_topic, 0)
+    cfg, tp = _filled(kafka_cfg, client, 20)
     with open_source(cfg, client=client) as source:
         source.assign([tp])
         first = drain(source, 5, max_records=5)
@@ -118,10 +120,7 @@ def test_pause_stops_fetching_and_resume_goes_on_without_gaps(
 
 
 def test_seek_moves_the_next_poll(kafka_cfg: Config, client: str) -> None:
-    cfg = kafka_cfg()
-    ensure_topics(cfg, [cfg.input_topic], client=client)
-    produce(cfg, client, [b"{}"] * 10)
-    tp = (cfg.input_topic, 0)
+    cfg, tp = _filled(kafka_cfg, client, 10)
     with open_source(cfg, client=client) as source:
         source.assign([tp])
         source.seek(tp, 7)

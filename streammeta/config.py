@@ -39,6 +39,7 @@ __all__ = [
     "DemoConfig",
     "KafkaConfig",
     "LearnerConfig",
+    "LogConfig",
     "MetricsConfig",
     "SegmentConfig",
     "ServiceConfig",
@@ -287,6 +288,21 @@ class ServiceConfig(_Section):
         "goes on, so the group keeps the consumer); resumed at half",
         ge=1,
     )
+    offset_reset: Literal["earliest", "latest", "fail"] = _f(
+        "earliest",
+        "where a partition resumes when its committed or checkpointed offset lies beyond the "
+        "topic's end (topic re-created or truncated): earliest re-reads it from its first "
+        "record, latest skips to its end, fail stops the service (exit code 2)",
+    )
+    shutdown_grace: float = _f(
+        10.0,
+        "seconds SIGTERM or Ctrl-C waits to deliver, checkpoint and commit; past it the service "
+        "exits with code 3, keeping the last checkpoint (records since are answered again)",
+        gt=0,
+    )
+    progress_seconds: float = _f(
+        30.0, "seconds between progress log lines (records/s, lag, losses; 0 = none)", ge=0
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +311,23 @@ class MetricsConfig(_Section):
 
     SECTION: ClassVar[str] = "metrics"
     port: int = _f(0, "HTTP port for /metrics, /healthz and /readyz (0 = disabled)", ge=0, le=65535)
-    host: str = _f("0.0.0.0", "address the metrics endpoint listens on")
+    host: str = _f(
+        "127.0.0.1",
+        "address the metrics endpoint listens on (0.0.0.0: every interface, as in deploy/)",
+    )
     stale_seconds: float = _f(
         300.0, "/readyz fails when processed records wait longer than this for a checkpoint", gt=0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig(_Section):
+    """What the service and the demo log, and how."""
+
+    SECTION: ClassVar[str] = "log"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO", "lowest level logged")
+    format: Literal["text", "json"] = _f(
+        "text", "text: one readable line per event; json: one JSON object per line"
     )
 
 
@@ -312,6 +342,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 _SECTIONS: dict[str, Any] = {
@@ -324,6 +355,7 @@ _SECTIONS: dict[str, Any] = {
         ServiceConfig,
         DemoConfig,
         MetricsConfig,
+        LogConfig,
     )
 }
 

@@ -1,4 +1,4 @@
-"""Raw Kafka messages -> validated records in columns, plus dead letters for what is bad.
+r"""Raw Kafka messages -> validated records in columns, plus dead letters for what is bad.
 
 A message value is one JSON object or a JSON array of objects (a batch message); see "Records" in
 the design. Each record is checked on its own: in a batch message the good records go on and
@@ -16,6 +16,14 @@ evaluation only) a string or integer, ``ts`` a finite number; other fields are i
 checks run on whole columns (numpy), not record by record, except where a column already failed
 as a whole.
 
+Robust by construction: no message stops the others of its poll. A message nested too deeply
+for the parser is ``malformed_json``; ``[]`` is one dead letter (``empty``); a string field
+(``key``, ``id``, ``task``, ``concept``, a string ``y``) that cannot be encoded as UTF-8 (a lone
+surrogate such as ``"\ud800"``) is ``bad_string``; ``x`` and a regression ``y`` must be finite
+*after* the cast to the learner's float32 (``1e300`` is ``non_finite``), ``ts`` as a float64. If
+the columnar checks raise anything unexpected, the batch is decoded again record by record, and a
+record whose own decoding raises becomes a ``decode_error`` dead letter (a bug to report).
+
 >>> from streammeta.io.base import RawMessage
 >>> msg = RawMessage("in", 0, 7, None, b'[{"x": [1, 2], "y": 0.5}, {"x": [1]}]', (), 1000)
 >>> out = Decoder(n_features=2).decode([msg])
@@ -23,15 +31,25 @@ as a whole.
 ([[1.0, 2.0]], ['in:0:7:0'])
 >>> [(d.reason, d.index, d.message) for d in out.dead]
 [('feature_count', 1, 'x has 1 features; expected 2')]
+>>> deep, surrogate = b"[" * 5000 + b"]" * 5000, b'{"x": [1, 2], "key": "\\ud800"}'
+>>> odd = [deep, b"[]", b'{"x": [1e300, 2]}', surrogate]
+>>> out = Decoder(n_features=2).decode(
+...     [RawMessage("in", 0, i, None, v, (), 0) for i, v in enumerate(odd)]
+... )
+>>> [(d.offset, d.reason) for d in out.dead], len(out.records)
+([(0, 'malformed_json'), (1, 'empty'), (2, 'non_finite'), (3, 'bad_string')], 0)
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
+import reprlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,8 +59,11 @@ from streammeta.io.records import DeadLetter, Decoded, Records
 
 __all__ = ["Decoder"]
 
+log = logging.getLogger(__name__)
+
 _NUMBER_KINDS = "biuf"
 _Problem = tuple[str, str, str]  # reason, error type, message
+_Dead = tuple[int, int, DeadLetter]  # message's place in the poll, index (-1: none), letter
 _NONE = type(None)
 _META: tuple[tuple[str, set[type], str], ...] = (  # field, JSON types allowed, what to send
     ("key", {str, _NONE}, "a string"),
@@ -51,6 +72,34 @@ _META: tuple[tuple[str, set[type], str], ...] = (  # field, JSON types allowed, 
     ("id", {str, _NONE}, "a string"),
     ("ts", {int, float, _NONE}, "a number (epoch milliseconds)"),
 )
+_FIELDS = ("x", "y", "key", "task", "concept", "id", "ts")
+#: Fields whose strings must be valid UTF-8 (they go out in keys, JSON, headers and metrics).
+_TEXT = ("key", "id", "task", "concept", "y")
+_EMPTY: _Problem = ("empty", "ValueError", "empty batch message: send at least one record")
+_TOO_DEEP: _Problem = (
+    "malformed_json",
+    "RecursionError",
+    "JSON nested too deep to parse; send objects nested a few levels at most",
+)
+_SHOW = reprlib.Repr()  # values quoted in messages: short, however long or deep they are
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlevel = 3
+
+
+@dataclass
+class _Split:
+    """The records of a poll, each with its message's place in the poll (``where``) and its
+    index in a batch message (-1: none), and dead letters for what is not a record."""
+
+    recs: list[Any] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+    dead: list[_Dead] = field(default_factory=list)
+
+    def add(self, where: int, index: int, rec: Any) -> None:
+        self.recs.append(rec)
+        self.where.append(where)
+        self.index.append(index)
 
 
 class Decoder:
@@ -98,47 +147,90 @@ class Decoder:
         return self._names
 
     def decode(self, messages: Sequence[RawMessage]) -> Decoded:
-        """Decode ``messages`` (as polled) into good records and dead letters."""
+        """Decode ``messages`` (as polled) into good records and dead letters; never raises
+        for what a message holds."""
         with _collector_paused():
-            return self._decode(messages)
+            split = self._split(messages)
+            try:
+                records, bad = self._build(messages, split.recs, split.where, split.index)
+            except Exception:
+                log.warning(
+                    "decoding %d records as columns failed; decoding them one by one",
+                    len(split.recs),
+                    exc_info=True,
+                )
+                records, bad = self._build_each(messages, split)
+        dead = split.dead + bad
+        dead.sort(key=lambda item: item[:2])
+        next_offsets = {(m.topic, m.partition): m.offset + 1 for m in messages}
+        return Decoded(records, [letter for *_, letter in dead], next_offsets)
 
-    def _decode(self, messages: Sequence[RawMessage]) -> Decoded:
-        dead: list[tuple[int, int, DeadLetter]] = []  # message, index, dead letter
-        recs: list[Any] = []
-        where: list[int] = []  # message of each record
-        index: list[int] = []
+    def _split(self, messages: Sequence[RawMessage]) -> _Split:
+        """The records of every message, and dead letters for what is not a record."""
+        split = _Split()
         for mi, m in enumerate(messages):
-            problem, parsed = self._parse(m.value)
-            if problem is not None:
-                dead.append((mi, -1, _dead(m, problem)))
-            elif type(parsed) is dict:
-                recs.append(parsed)
-                where.append(mi)
-                index.append(-1)
-            else:
-                for j, rec in enumerate(parsed):
-                    if type(rec) is dict:
-                        recs.append(rec)
-                        where.append(mi)
-                        index.append(j)
-                    else:
-                        what = f"batch element {j} is a JSON {_kind(rec)}; send objects"
-                        dead.append((mi, j, _dead(m, ("schema", "TypeError", what), j)))
+            try:
+                self._split_one(mi, m, split)
+            except Exception as exc:
+                split.dead.append((mi, -1, _dead(m, _failure(exc))))
+        return split
+
+    def _split_one(self, mi: int, m: RawMessage, split: _Split) -> None:
+        """Add the records of ``m``, the ``mi``-th message of the poll, to ``split``, and what
+        is not a record to its dead letters."""
+        problem, parsed = self._parse(m.value)
+        if problem is None and type(parsed) is list and not parsed:
+            problem = _EMPTY
+        if problem is not None:
+            split.dead.append((mi, -1, _dead(m, problem)))
+        elif type(parsed) is dict:
+            split.add(mi, -1, parsed)
+        else:
+            for j, rec in enumerate(parsed):
+                if type(rec) is dict:
+                    split.add(mi, j, rec)
+                else:
+                    what = f"batch element {j} is a JSON {_kind(rec)}; send objects"
+                    split.dead.append((mi, j, _dead(m, ("schema", "TypeError", what), j)))
+
+    def _build(
+        self, messages: Sequence[RawMessage], recs: list[Any], where: list[int], index: list[int]
+    ) -> tuple[Records, list[_Dead]]:
+        """Check records as whole columns: the good ones as :class:`Records`, dead letters for
+        the others. ``where`` is each record's message, ``index`` its place in a batch."""
+        cols = {name: [r.get(name) for r in recs] for name in _FIELDS}
         problems: dict[int, _Problem] = {}
-        x = self._features(recs, problems)
-        y, labelled = self._targets([r.get("y") for r in recs], problems)
-        meta = self._meta(recs, problems)
+        self._strings(cols, problems)
+        x = self._features(cols["x"], problems)
+        y, labelled = self._targets(cols["y"], problems)
+        meta = self._meta(cols, problems)
         keep = np.ones(len(recs), dtype=bool)
-        if problems:
-            keep[list(problems)] = False
-            for i, problem in problems.items():
-                dead.append((where[i], index[i], _dead(messages[where[i]], problem, index[i])))
+        keep[list(problems)] = False
+        dead = [
+            (where[i], index[i], _dead(messages[where[i]], problem, index[i]))
+            for i, problem in problems.items()
+        ]
         records = self._columns(
             messages, keep, np.asarray(where, np.int64), index, x, y, labelled, meta
         )
-        next_offsets = {(m.topic, m.partition): m.offset + 1 for m in messages}
-        dead.sort(key=lambda item: item[:2])
-        return Decoded(records, [letter for *_, letter in dead], next_offsets)
+        return records, dead
+
+    def _build_each(
+        self, messages: Sequence[RawMessage], split: _Split
+    ) -> tuple[Records, list[_Dead]]:
+        """:meth:`_build` record by record: a record whose checks raise is a dead letter."""
+        parts = [self._build((), [], [], [])[0]]  # the empty columns fix the shapes
+        dead: list[_Dead] = []
+        for rec, mi, j in zip(split.recs, split.where, split.index, strict=True):
+            m = messages[mi]
+            try:
+                part, bad = self._build((m,), [rec], [0], [j])
+            except Exception as exc:
+                dead.append((mi, j, _dead(m, _failure(exc), j)))
+            else:
+                parts.append(part)
+                dead += [(mi, j, letter) for _, _, letter in bad]
+        return Records.concat(parts), dead
 
     def _parse(self, value: bytes | None) -> tuple[_Problem | None, Any]:
         """The parsed message, or the problem that makes the whole message unusable."""
@@ -155,31 +247,49 @@ class Decoder:
             parsed = json.loads(value)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             return ("malformed_json", type(exc).__name__, f"not valid JSON: {exc}"), None
+        except RecursionError:
+            return _TOO_DEEP, None
         if type(parsed) not in (dict, list):
             what = f"message is a JSON {_kind(parsed)}; send an object or an array of objects"
             return ("schema", "TypeError", what), None
         return None, parsed
 
-    def _features(self, recs: list[Any], problems: dict[int, _Problem]) -> np.ndarray:
-        """``x`` of every record as float64 ``[n, n_features]`` (zeros where bad)."""
+    def _strings(self, cols: dict[str, list[Any]], problems: dict[int, _Problem]) -> None:
+        """Strings that cannot be encoded as UTF-8, checked a whole column at once and record
+        by record only in a column that fails."""
+        for name in _TEXT:
+            col = cols[name]
+            if col.count(None) == len(col) or _unencodable(name, _joined(col)) is None:
+                continue
+            for i, v in enumerate(col):
+                problem = _unencodable(name, v) if type(v) is str else None
+                if problem is not None:
+                    problems.setdefault(i, problem)
+
+    def _features(self, xs: list[Any], problems: dict[int, _Problem]) -> np.ndarray:
+        """``x`` of every record as float32 ``[n, n_features]`` (zeros where bad), finite in
+        float32: ``1e300`` is not."""
         d = self.n_features
-        xs = [r.get("x") for r in recs]
         x = _numbers(xs)
         if x is None or x.ndim != 2 or x.shape[1] != d:
-            x = np.zeros((len(recs), d))
+            x = np.zeros((len(xs), d))
             for i, v in enumerate(xs):
                 problem = self._row(v, x, i)
                 if problem is not None:
                     problems.setdefault(i, problem)
-        bad = ~np.isfinite(x).all(axis=1)
-        for i in np.flatnonzero(bad).tolist():
-            problems.setdefault(i, ("non_finite", "ValueError", "x holds NaN or infinity"))
-        return x
+        x32 = _float32(x)
+        for i in np.flatnonzero(~np.isfinite(x32).all(axis=1)).tolist():
+            what = "x holds NaN, infinity or a number beyond float32 (|x| > 3.4e38)"
+            problems.setdefault(i, ("non_finite", "ValueError", what))
+        return x32
 
     def _row(self, v: Any, x: np.ndarray, i: int) -> _Problem | None:
         """Put one record's features into ``x[i]``, or say what is wrong with them."""
         if type(v) is dict:
             if self._names is None and len(v) == self.n_features:
+                problem = _unencodable("a name in x", "".join(v))
+                if problem is not None:
+                    return problem
                 self._names = tuple(v)
             if self._names is None:
                 return (
@@ -191,7 +301,7 @@ class Decoder:
                 return (
                     "feature_names",
                     "ValueError",
-                    f"x names {sorted(v)}; expected {sorted(self._names)}",
+                    f"x names {_SHOW.repr(sorted(v))}; expected {sorted(self._names)}",
                 )
             v = [v[name] for name in self._names]
         if type(v) is not list:
@@ -209,7 +319,8 @@ class Decoder:
             )
         if not all(type(e) in (int, float, bool) for e in v):
             odd = next(e for e in v if type(e) not in (int, float, bool))
-            return ("schema", "TypeError", f"x holds a JSON {_kind(odd)} ({odd!r}); send numbers")
+            what = f"x holds a JSON {_kind(odd)} ({_SHOW.repr(odd)}); send numbers"
+            return ("schema", "TypeError", what)
         try:
             x[i] = v
         except OverflowError:
@@ -235,8 +346,10 @@ class Decoder:
                 else:
                     what = f"y is a JSON {_kind(v)}; send a number, a class label or null"
                     problems.setdefault(i, ("schema", "TypeError", what))
-        for i in np.flatnonzero(labelled & ~np.isfinite(y)).tolist():
-            problems.setdefault(i, ("non_finite", "ValueError", "y is NaN or infinite"))
+        finite = np.isfinite(y if self.n_classes else _float32(y))  # regression y is float32
+        for i in np.flatnonzero(labelled & ~finite).tolist():
+            what = "y is NaN, infinite or beyond float32 (|y| > 3.4e38)"
+            problems.setdefault(i, ("non_finite", "ValueError", what))
         if self.n_classes:
             known = (y >= 0) & (y < self.n_classes) & (y == np.floor(y))
             for i in np.flatnonzero(labelled & np.isfinite(y) & ~known).tolist():
@@ -246,26 +359,26 @@ class Decoder:
     def _unknown(self, label: object) -> _Problem:
         names = f" or one of {list(self.labels)}" if self.labels else ""
         if not self.n_classes:
-            return ("schema", "TypeError", f"y is {label!r}; regression needs a number")
+            return ("schema", "TypeError", f"y is {_SHOW.repr(label)}; regression needs a number")
         return (
             "unknown_label",
             "ValueError",
-            f"y = {label!r} is not a class: expected 0..{self.n_classes - 1}{names}",
+            f"y = {_SHOW.repr(label)} is not a class: expected 0..{self.n_classes - 1}{names}",
         )
 
-    def _meta(self, recs: list[Any], problems: dict[int, _Problem]) -> dict[str, Any]:
+    def _meta(self, cols: dict[str, list[Any]], problems: dict[int, _Problem]) -> dict[str, Any]:
         """``key``, ``task``, ``concept``, ``id`` (lists) and ``ts`` (float64, NaN where
         absent) of every record, type-checked."""
         out: dict[str, Any] = {}
         for name, kinds, expect in _META:
-            col = [r.get(name) for r in recs]
+            col = cols[name]
             if not set(map(type, col)) <= kinds:
                 for i, v in enumerate(col):
                     if type(v) not in kinds:
-                        what = f"{name} is {v!r}; send {expect} or leave it out"
+                        what = f"{name} is {_SHOW.repr(v)}; send {expect} or leave it out"
                         problems.setdefault(i, ("schema", "TypeError", what))
             out[name] = col
-        given = np.fromiter((type(v) in (int, float) for v in out["ts"]), bool, len(recs))
+        given = np.fromiter((type(v) in (int, float) for v in out["ts"]), bool, len(out["ts"]))
         nums = [v if ok else 0.0 for v, ok in zip(out["ts"], given.tolist(), strict=True)]
         try:
             ts = np.array(nums, dtype=np.float64)
@@ -312,7 +425,7 @@ class Decoder:
         else:
             yk = np.where(labelled, y[keep], np.nan).astype(np.float32)
         return Records(
-            x=x[keep].astype(np.float32),
+            x=x[keep],
             y=yk,
             labelled=labelled,
             key=_objects(meta["key"], keep),
@@ -351,6 +464,12 @@ def _numbers(values: list[Any]) -> np.ndarray | None:
     return arr.astype(np.float64) if arr.dtype.kind in _NUMBER_KINDS else None
 
 
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` cast to float32, where numbers beyond its range become infinite (silently)."""
+    with np.errstate(over="ignore"):
+        return a.astype(np.float32)
+
+
 def _float(v: float) -> float:
     try:
         return float(v)
@@ -375,6 +494,35 @@ def _kind(value: object) -> str:
         (dict, "object"),
     )
     return next((name for t, name in kinds if isinstance(value, t)), "null")
+
+
+def _joined(col: list[Any]) -> str:
+    """The strings of ``col`` joined (one check for the whole column)."""
+    try:
+        return "".join(col)
+    except TypeError:  # not only strings
+        return "".join([v for v in col if type(v) is str])
+
+
+def _unencodable(name: str, text: str) -> _Problem | None:
+    """The problem with ``text`` (of field ``name``) when it cannot be encoded as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        odd = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        what = (
+            f"{name} is not valid UTF-8 text: it holds the lone surrogate {odd} at character "
+            f"{exc.start}; send text without unpaired surrogates"
+        )
+        return ("bad_string", "UnicodeEncodeError", what)
+    return None
+
+
+def _failure(exc: Exception) -> _Problem:
+    """A message whose decoding raised: a bug, reported in a ``decode_error`` dead letter."""
+    kind = type(exc).__name__
+    what = f"decoding raised {kind}: {exc}; please report it with this message"
+    return ("decode_error", kind, what)
 
 
 def _dead(m: RawMessage, problem: _Problem, index: int | None = None) -> DeadLetter:

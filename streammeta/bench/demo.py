@@ -5,17 +5,27 @@ topics, publishes the configured drifting stream from a simulator thread, and ru
 service on it (the meta-learner and its shadow baseline on the same records) until
 ``demo.duration`` seconds, ``demo.records`` records, or Ctrl-C; then it writes a report with
 plots. With bootstrap servers it does the same on that cluster.
+
+The live status shows the time elapsed and left; the end says why the demo stopped (duration
+reached, with the records still unread; demo.records reached; stream exhausted; Ctrl-C), in
+the console and as ``stopped`` in ``summary.json``. The records carry their true concept (the
+stream's task), so detection delay, missed switches and false alarms are known; the summary
+reads them from the same Prometheus sensor that serves ``/metrics``, so the two agree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -27,11 +37,12 @@ from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
 from streammeta.io.simulate import publish
 from streammeta.metrics.adaptation import loss_curve, window_mean
+from streammeta.metrics.prometheus import PrometheusSensor
 from streammeta.metrics.server import MetricsServer, serve_metrics
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
 
-__all__ = ["run_demo"]
+__all__ = ["detection", "run_demo"]
 
 
 #: Where the demo serves /metrics when ``metrics.port`` is 0.
@@ -83,14 +94,14 @@ def run_demo(config: Config, *, console: Any = None) -> Path:
             f"{exporter.url}/metrics",
         )
         with Live(view.table(None), console=console, refresh_per_second=4) as live:
-            service = build_service(
-                config, on_batch=view.on_batch(live, d.duration), sensor=exporter.sensor
-            )
-            service.install_signal_handlers()
+            service = build_service(config, on_batch=view.on_batch(live), sensor=exporter.sensor)
             planted = limit // d.bad_every if d.bad_every else 0
-            service.run(max_records=limit + planted)
-        console.print()
-        return _report(config, service, view, out, console)
+            with _signals_noted(service, view):
+                stats = service.run(max_records=limit + planted)
+            if view.stopped is None:
+                view.stopped = _ran_out(d.records, limit + planted, stats.records + stats.dead)
+        console.print(f"\nstopped: {view.stopped}")
+        return _report(config, service, view, out, console, exporter.sensor)
     finally:
         exporter.close()
         if broker is not None:
@@ -106,6 +117,41 @@ def _serve_metrics(config: Config) -> MetricsServer:
     return served
 
 
+def _ran_out(records: int, published: int, taken: int) -> str:
+    """Why the service returned by itself, having taken in ``taken`` of the ``published``
+    messages (``records``: demo.records, 0 when unset)."""
+    if taken < published:
+        return f"the service stopped after {taken:,} of {published:,} messages"
+    if records:
+        return f"demo.records reached ({records:,})"
+    return f"stream exhausted (all {published:,} messages published were read)"
+
+
+@contextmanager
+def _signals_noted(service: Service, view: _Status) -> Iterator[None]:
+    """The service's SIGINT and SIGTERM handlers, noting the signal as the reason the demo
+    stopped; the handlers from before come back afterwards."""
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+    before = {sig: signal.getsignal(sig) for sig in names}
+    service.install_signal_handlers()
+    for sig, name in names.items():
+        signal.signal(sig, _noting(view, name, signal.getsignal(sig)))
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _noting(view: _Status, name: str, handler: Any) -> Callable[[int, FrameType | None], None]:
+    def noted(signum: int, frame: FrameType | None) -> None:
+        view.stopped = view.stopped or name
+        if callable(handler):
+            handler(signum, frame)
+
+    return noted
+
+
 #: What the demo plants every ``demo.bad_every`` records, in turn: too few features, and a
 #: string where the features go.
 BAD_RECORDS = ({"x": [], "y": 0}, {"x": "not numbers", "y": 0})
@@ -118,12 +164,19 @@ def _with_bad(records: Iterator[dict[str, Any]], every: int) -> Iterator[dict[st
             yield BAD_RECORDS[(i // every) % len(BAD_RECORDS)]
 
 
+def _with_concept(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each record's true task also as its ``concept`` (evaluation only): detection delay,
+    missed switches and false alarms become known."""
+    for record in records:
+        yield {**record, "concept": record["task"]} if "task" in record else record
+
+
 def _simulate(config: Config, stream: Any, limit: int) -> None:
     """Publish the stream (the simulator's job in a deployment) until ``limit`` records, with
-    a bad record planted every ``demo.bad_every``."""
+    their true concept and a bad record planted every ``demo.bad_every``."""
     sink = open_sink(config.kafka)
     try:
-        records = _with_bad(stream.records(limit), config.demo.bad_every)
+        records = _with_bad(_with_concept(stream.records(limit)), config.demo.bad_every)
         publish(sink, config.kafka.input_topic, records, batch_size=1)
     finally:
         sink.close()
@@ -140,9 +193,12 @@ class _Status:
         self.losses: dict[str, list[np.ndarray]] = {"meta": [], "base": []}
         self.tasks: list[np.ndarray] = []
         self.t0 = time.perf_counter()
+        self.stopped: str | None = None  # why the demo stopped, once it does
         self._shown = 0.0
 
-    def on_batch(self, live: Any, duration: float) -> Any:
+    def on_batch(self, live: Any) -> Any:
+        duration = self.config.demo.duration
+
         def hook(service: Service, step: Step | None) -> None:
             if step is not None:
                 self.losses["meta"].append(step.loss)
@@ -153,7 +209,11 @@ class _Status:
             if now - self._shown > 0.25:
                 live.update(self.table(service))
                 self._shown = now
-            if now - self.t0 >= duration:
+            if now - self.t0 >= duration and self.stopped is None:
+                unread = sum(service.source.lag().values())
+                self.stopped = (
+                    f"duration reached ({duration:g} s) with {unread:,} records still unread"
+                )
                 service.stop()
 
         return hook
@@ -171,6 +231,8 @@ class _Status:
         t.add_column(self.config.learner.algorithm + "+" + self.config.learner.optimizer,
                      justify="right")  # fmt: skip
         t.add_column(self.config.learner.baseline, justify="right")
+        left = max(0.0, self.config.demo.duration - el)
+        t.add_row("time", f"{el:,.0f} s, {left:,.0f} s left of {self.config.demo.duration:g} s", "")
         if service is None:
             t.add_row("waiting for the consumer group to form", "", "")
             return t
@@ -207,7 +269,40 @@ def _recent_loss(losses: list[np.ndarray]) -> str:
     return f"{tail.mean():.3f}" if len(tail) else "-"
 
 
-def _report(config: Config, service: Service, view: _Status, out: Path, console: Any) -> Path:
+def detection(service: Service, sensor: PrometheusSensor) -> dict[str, Any]:
+    """Missed switches and false alarms as Prometheus counts them (its counters, read from the
+    sensor): known only when the records carried their true concept, else ``None``."""
+    records = service.pipeline.records
+    if not service.pipeline.knows_concept:
+        return dict.fromkeys(("false_alarms", "false_alarms_per_10k", "switches_missed"))
+    value = sensor.registry.get_sample_value
+    alarms = value("streammeta_false_alarms_total") or 0.0
+    return {
+        "false_alarms": int(alarms),
+        "false_alarms_per_10k": 1e4 * alarms / records if records else 0.0,
+        "switches_missed": int(value("streammeta_switches_missed_total") or 0.0),
+    }
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (unknown), so that it is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _report(
+    config: Config,
+    service: Service,
+    view: _Status,
+    out: Path,
+    console: Any,
+    sensor: PrometheusSensor,
+) -> Path:
     meta_name = f"{config.learner.algorithm}+{config.learner.optimizer}"
     base_name = config.learner.baseline
     losses, tasks = view.losses, view.tasks
@@ -241,7 +336,13 @@ def _report(config: Config, service: Service, view: _Status, out: Path, console:
             a.plot(np.convolve(loss, np.ones(w) / w, mode="valid"), label=name, lw=1)
             b.plot(loss_curve(loss, task, config.stream.task_length, half), label=name)
     summary["learned_optimizer"] = learned
+    summary["stopped"] = view.stopped
+    summary["detection"] = detection(service, sensor)
     summary["adaptation"] = service.pipeline.status()
+    # the trackers count every boundary as an alarm when no concept is known: the sensor's
+    # figure replaces theirs, so that the file says what /metrics says
+    for figures in (summary["adaptation"]["meta"], summary["adaptation"].get("baseline", {})):
+        figures["false_alarms_per_10k"] = summary["detection"]["false_alarms_per_10k"]
     summary["service"] = {
         "dead_letters": service.stats.dead_letters,
         "checkpoints": service.stats.checkpoints,
@@ -261,10 +362,13 @@ def _report(config: Config, service: Service, view: _Status, out: Path, console:
     fig.tight_layout()
     fig.savefig(out / "demo.png", dpi=100)
     plt.close(fig)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, allow_nan=False))
+    alarms = summary["detection"]["false_alarms"]
     lines = [
         "# streammeta demo report\n",
-        f"{summary['records']:,} records, {summary['tasks']:,} tasks in {seconds:.1f} s\n",
+        f"{summary['records']:,} records, {summary['tasks']:,} tasks in {seconds:.1f} s; "
+        f"stopped: {summary['stopped']}; false alarms: "
+        f"{'unknown (no concept in the records)' if alarms is None else alarms}\n",
         "| learner | prequential loss | MSE after 1 step (second half) |",
         "|---|---:|---:|",
     ]

@@ -47,11 +47,18 @@ class CommitFailedError(KafkaIOError):
 
 class DeliveryError(KafkaIOError):
     """``Sink.flush`` could not confirm every message produced since the last successful flush;
-    ``undelivered`` counts those that failed or did not complete in time."""
+    ``undelivered`` counts those that failed or did not complete in time, ``pending`` those of
+    them still waiting for the broker (they may yet be delivered: a broker away for a while)."""
 
-    def __init__(self, undelivered: int, detail: str) -> None:
+    def __init__(self, undelivered: int, detail: str, *, pending: int = 0) -> None:
         self.undelivered = undelivered
+        self.pending = pending
         super().__init__(f"{undelivered} message(s) not delivered: {detail}")
+
+    @property
+    def failed(self) -> int:
+        """Messages the client gave up on: they will never be delivered."""
+        return self.undelivered - self.pending
 
 
 class RawMessage(NamedTuple):
@@ -193,6 +200,14 @@ class Source(_Closing):
     def partitions(self, topic: str) -> list[int]:
         """The partition numbers of ``topic`` (empty when it does not exist)."""
 
+    @abstractmethod
+    def reachable(self) -> bool:
+        """Whether a broker connection is up now, without waiting (from the client's state)."""
+
+    @abstractmethod
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Leave the group and release the client, waiting at most about ``timeout_s``."""
+
     def lag(self) -> dict[Partition, int]:
         """Messages not yet polled, per assigned partition whose position and highwater are
         known: ``highwater - position`` (from the fetch responses, so no extra request)."""
@@ -296,7 +311,7 @@ class Sink(_Closing):
         if pending or failed:
             parts = [f"{failed} failed (first: {first})"] if failed else []
             parts += [f"{pending} still pending after {timeout_s:g} s"] if pending else []
-            raise DeliveryError(pending + failed, "; ".join(parts))
+            raise DeliveryError(pending + failed, "; ".join(parts), pending=pending)
 
     def _failure(self, error: object) -> None:
         """Record a failed delivery (called from the client's delivery callback)."""

@@ -8,6 +8,7 @@ a key lands on the same partition whichever client produced it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -64,7 +65,10 @@ _PASSING = {
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.BROKER_NOT_AVAILABLE,
     KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,  # a topic not created yet: wait for it, as kafka-python
 }
+#: How often librdkafka reports its brokers' states (``reachable``), in milliseconds.
+_STATS_MS = 1000
 _TIMEOUT_S = 30.0
 _C = TypeVar("_C")
 
@@ -116,12 +120,24 @@ class ConfluentSource(Source):
         self._starts: dict[Partition, int] = {}
         self._paused: set[Partition] = set()
         self._fatal: KafkaError | None = None
+        self._up = True  # until the first statistics say otherwise
         settings = conn.settings("confluent", **consumer_settings(cfg))
         self._consumer = _open(
             Consumer,
             conn,
-            {**settings, "enable.auto.offset.store": False, "error_cb": self._on_error},
+            {
+                **settings,
+                "enable.auto.offset.store": False,
+                "error_cb": self._on_error,
+                "stats_cb": self._on_stats,
+                "statistics.interval.ms": _STATS_MS,
+            },
         )
+
+    def _on_stats(self, text: str) -> None:
+        """librdkafka's statistics (served by ``poll``): is any broker connection up?"""
+        brokers = json.loads(text).get("brokers", {})
+        self._up = any(b.get("state") == "UP" for b in brokers.values())
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -269,8 +285,11 @@ class ConfluentSource(Source):
             raise _error(exc.args[0], f"list partitions of {topic!r}") from exc
         return [] if meta is None or meta.error is not None else sorted(meta.partitions)
 
-    def close(self) -> None:
-        self._consumer.close()
+    def reachable(self) -> bool:
+        return self._up
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self._consumer.close()  # librdkafka bounds it by its own timeouts
 
 
 class ConfluentSink(Sink):

@@ -198,8 +198,12 @@ class KafkaPythonSource(Source):
     def partitions(self, topic: str) -> list[int]:
         return sorted(self._consumer.partitions_for_topic(topic) or ())
 
-    def close(self) -> None:
-        self._consumer.close(autocommit=False, timeout_ms=_TIMEOUT_MS)
+    def reachable(self) -> bool:
+        conns = self._consumer._manager._conns  # kafka-python 3.0 keeps only live ones
+        return any(conn.connected for conn in list(conns.values()))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
 
 
 class KafkaPythonSink(Sink):

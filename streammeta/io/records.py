@@ -46,6 +46,8 @@ REASONS = (
     "bad_string",  # a key, id, task, concept or label that is not valid UTF-8 (lone surrogate)
     "empty",  # an empty batch message, ``[]``
     "decode_error",  # decoding the message raised: a bug, kept to this one message
+    "processing_error",  # the learner raised on this record alone
+    "unproducible",  # the broker refused its prediction for good (too large, say)
 )
 #: Dead-letter headers are named ``streammeta.<field>``.
 HEADER_PREFIX = "streammeta."

@@ -208,6 +208,18 @@ class PrometheusSensor(Sensor):
             "commit_failures", "Commits refused because a rebalance moved the partitions."
         )
         self.rewinds = counter("rewinds", "Failed deliveries: back to the last checkpoint.")
+        self.broker_up = gauge(
+            "broker_reachable", "1 while a broker connection is up, 0 while it is not."
+        )
+        self.output_failures = counter(
+            "output_failures",
+            "Outputs the broker refused for good (logged with their source position).",
+            ["kind"],
+        )
+        self.offset_resets = counter(
+            "offset_resets",
+            "Resume offsets beyond a topic's end, reset by service.offset_reset.",
+        )
         self.polls = counter("polls", "Polls of the input topic, empty ones included.")
         self.device = gauge("device_info", "Where the learner runs.", ["device", "name"])
         self.build = gauge(
@@ -234,6 +246,8 @@ class PrometheusSensor(Sensor):
         self.last_poll = 0.0  # monotonic; 0 before the first
         self.last_checkpoint = time.time()
         self._pending_since: float | None = None  # first record processed since a checkpoint
+        self._trouble: str | None = None
+        self.broker_up.set(1)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -384,6 +398,16 @@ class PrometheusSensor(Sensor):
                 self.lag.remove(topic, str(partition))
                 self._lag_series.discard((topic, str(partition)))
 
+    def on_trouble(self, reason: str | None) -> None:
+        self._trouble = reason
+        self.broker_up.set(0 if reason and reason.startswith("broker") else 1)
+
+    def on_output_failure(self, kind: str) -> None:
+        self.output_failures.labels(kind).inc()
+
+    def on_offset_reset(self, partition: Partition) -> None:
+        self.offset_resets.inc()
+
     def on_backpressure(self, paused: bool) -> None:
         self.input_paused.set(int(paused))
         if paused:
@@ -402,7 +426,10 @@ class PrometheusSensor(Sensor):
         """Ready when partitions are assigned, a poll returned within ``poll_s`` seconds and
         no processed record has waited more than ``stale_s`` for a checkpoint (an idle service
         with nothing to checkpoint stays ready); the reason says which failed. ``later_s``
-        asks as if that many seconds had passed (for tests)."""
+        asks as if that many seconds had passed (for tests). Trouble the run loop reported
+        (broker unreachable, input topic missing) comes first."""
+        if self._trouble is not None:
+            return False, self._trouble
         if self.partitions == 0:
             return False, "no partitions assigned"
         since_poll = time.monotonic() + later_s - self.last_poll

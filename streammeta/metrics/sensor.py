@@ -61,6 +61,17 @@ class Sensor:
     def on_lag(self, lag: Mapping[Partition, int]) -> None:
         """Records behind the high watermark, per assigned partition."""
 
+    def on_trouble(self, reason: str | None) -> None:
+        """The service cannot make progress for ``reason`` (broker unreachable, input topic
+        missing), or can again (``None``)."""
+
+    def on_output_failure(self, kind: str) -> None:
+        """An output the broker refused for good (``kind``: prediction or dead_letter); it was
+        logged with its source position."""
+
+    def on_offset_reset(self, partition: Partition) -> None:
+        """A partition's resume offset lay beyond the topic's end and was reset by policy."""
+
     def on_backpressure(self, paused: bool) -> None:
         """Input paused (``True``) because too many outputs wait for acknowledgement, or
         resumed (``False``)."""

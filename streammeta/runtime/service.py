@@ -12,22 +12,22 @@ delivery rewinds to the last checkpoint instead of committing past what was not 
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from streammeta.config import Config
+from streammeta.errors import StreamMetaError
 from streammeta.io.backoff import Backoff
 from streammeta.io.base import (
     CommitFailedError,
     DeliveryError,
+    KafkaIOError,
     Partition,
     RawMessage,
     RebalanceListener,
@@ -36,17 +36,29 @@ from streammeta.io.base import (
     TransientKafkaError,
 )
 from streammeta.io.decode import Decoded, Decoder, Records
+from streammeta.io.encode import encode_predictions
 from streammeta.io.kafka import open_sink, open_source
+from streammeta.io.records import DeadLetter
 from streammeta.metrics.sensor import Sensor
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
+from streammeta.runtime.progress import Progress, RateLimited
+from streammeta.runtime.shutdown import Grace, expire
 
-__all__ = ["RunStats", "Service", "build_service"]
+__all__ = ["OffsetResetError", "RunStats", "Service", "build_service"]
 
 log = logging.getLogger(__name__)
-#: One compact encoder for every prediction (``json.dumps`` with ``separators`` builds a new
-#: encoder per call: 5 us a record against 3).
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+#: Seconds a checkpoint waits for the broker to acknowledge the outputs it covers.
+FLUSH_TIMEOUT_S = 30.0
+#: Seconds between the loop's health checks (lag, broker, offsets beyond a topic's end).
+TICK_S = 1.0
+#: Seconds between repeated log lines about the same trouble or about boundaries.
+REPEAT_S = 60.0
+
+
+class OffsetResetError(StreamMetaError):
+    """A resume offset lies beyond its topic's end and ``service.offset_reset`` is ``fail``."""
 
 
 @dataclass
@@ -61,7 +73,10 @@ class RunStats:
     checkpoints: int = 0
     rewinds: int = 0  # deliveries that failed: back to the last checkpoint
     rebalances: int = 0
-    commit_failures: int = 0  # commits refused because a rebalance moved the partitions
+    commit_failures: int = 0  # commits refused (rebalance) or impossible (broker away)
+    output_failures: int = 0  # outputs the broker refused for good (logged)
+    offset_resets: int = 0  # resume offsets beyond a topic's end, reset by policy
+    clean: bool = True  # the final checkpoint completed (else the grace ran out)
     last_checkpoint: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
 
@@ -89,13 +104,20 @@ class Service(RebalanceListener):
         checkpoint_seconds: float = 30.0,
         micro_batch: int = 32,
         max_in_flight: int = 50_000,
+        max_message_bytes: int = 1_000_000,
+        offset_reset: str = "earliest",
+        shutdown_grace: float = 10.0,
+        progress_seconds: float = 30.0,
         on_batch: Callable[[Service, Step | None], None] | None = None,
         sensor: Sensor | None = None,
-        lag_every_s: float = 1.0,
+        lag_every_s: float = TICK_S,
     ) -> None:
         """``on_batch(service, step)`` is called after every micro-batch learned (with its
         step) and after every poll (with ``None``); ``sensor`` hears every event (metrics);
-        the consumer lag is read at most every ``lag_every_s`` seconds."""
+        the consumer lag, the broker's health and the topics' ends are read at most every
+        ``lag_every_s`` seconds."""
+        if offset_reset not in ("earliest", "latest", "fail"):
+            raise ValueError(f"offset_reset={offset_reset!r}: must be earliest, latest or fail")
         self.pipeline = pipeline
         self.source = source
         self.sink = sink
@@ -109,15 +131,30 @@ class Service(RebalanceListener):
         self.checkpoint_seconds = checkpoint_seconds
         self.micro_batch = micro_batch
         self.max_in_flight = max_in_flight
+        self.max_message_bytes = max_message_bytes
+        self.offset_reset = offset_reset
         self.on_batch = on_batch
         self.sensor = sensor or Sensor()
         self.lag_every_s = lag_every_s
         self.stats = RunStats()
         self.offsets: Offsets = {}  # next offset to learn from, per partition
+        self.grace = Grace(shutdown_grace)
         self._since_checkpoint = 0
+        self._first_seen: Offsets = {}  # first offset processed since the checkpoint
         self._stop = False
         self._backoff = Backoff()
+        self._retry_at = 0.0  # no checkpoint attempt before (after one the broker held up)
         self._lag_read = 0.0
+        self._lag: dict[Partition, int] = {}
+        self._trouble: str | None = None
+        self._trouble_since = 0.0
+        self._trouble_said = RateLimited(REPEAT_S)
+        self._topic_checked = 0.0
+        self._waiting_since = time.monotonic()
+        self._boundaries = RateLimited(REPEAT_S)
+        self._progress = Progress(progress_seconds, time.monotonic())
+        self._messages: dict[tuple[str, int, int], RawMessage] = {}  # of the batch in hand
+        self._initial = pipeline.snapshot()  # what a rewind with no checkpoint goes back to
         self._restore()
 
     # --- state ---------------------------------------------------------------------------
@@ -125,6 +162,7 @@ class Service(RebalanceListener):
     def _restore(self) -> None:
         loaded = self.store.load()
         if loaded is None:
+            self.pipeline.restore(self._initial)
             return
         state, self.offsets = loaded
         self.pipeline.restore(state)
@@ -132,15 +170,19 @@ class Service(RebalanceListener):
             "restored checkpoint at %d records; offsets %s", self.pipeline.records, self.offsets
         )
 
-    def checkpoint(self) -> bool:
-        """Flush the producer, save the snapshot with its offsets, then commit them. A failed
-        delivery rewinds to the last checkpoint instead; returns whether it checkpointed."""
+    def checkpoint(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """Flush the producer, save the snapshot with its offsets, then commit them; returns
+        whether it checkpointed. Outputs the broker gave up on rewind to the last checkpoint;
+        outputs still waiting for a broker that is away leave the checkpoint for later."""
         start = time.perf_counter()
         try:
-            self.sink.flush(30.0)
+            self.sink.flush(timeout_s)
         except DeliveryError as exc:
-            log.warning("delivery failed (%s): rewinding to the last checkpoint", exc)
-            self._rewind()
+            if exc.failed:
+                log.warning("delivery failed (%s): rewinding to the last checkpoint", exc)
+                self._rewind()
+            else:
+                log.warning("%s: the checkpoint waits for the broker", exc)
             return False
         self.store.save(self.pipeline.snapshot(), self.offsets)
         owned = self.source.assignment()
@@ -151,92 +193,248 @@ class Service(RebalanceListener):
             except CommitFailedError as exc:  # a rebalance moved them: their new owner resumes
                 # from the last commit and answers the records since once more (at-least-once)
                 log.warning("commit failed (%s); the checkpoint stands", exc)
-                self.stats.commit_failures += 1
-                self.sensor.on_commit_failure()
+                self._commit_failed()
+            except TransientKafkaError as exc:  # a restart resumes from the checkpoint anyway
+                log.warning("commit failed (%s); the checkpoint stands, committed later", exc)
+                self._commit_failed()
+        seconds = time.perf_counter() - start
+        log.info(
+            "checkpoint: %d records learned, offsets %s, %.2f s",
+            self.pipeline.records,
+            {f"{t}[{p}]": o for (t, p), o in sorted(mine.items())},
+            seconds,
+        )
         self.stats.checkpoints += 1
         self.stats.last_checkpoint = time.monotonic()
         self._since_checkpoint = 0
-        self.sensor.on_checkpoint(time.perf_counter() - start)
+        self._first_seen = {}
+        self.sensor.on_checkpoint(seconds)
         return True
+
+    def _commit_failed(self) -> None:
+        self.stats.commit_failures += 1
+        self.sensor.on_commit_failure()
 
     def _forget(self) -> None:
         """Back to the last checkpoint: what was learned since is forgotten."""
         self.offsets = {}
+        self._first_seen = {}
         self._restore()
         self._since_checkpoint = 0
 
     def _rewind(self) -> None:
-        """Forget everything since the last checkpoint and read it again."""
+        """Forget everything since the last checkpoint and read it again: each partition from
+        its checkpointed offset, else from the first offset processed since (no broker call,
+        so a rewind works while the broker is away)."""
+        first = self._first_seen
         self._forget()
         for tp in self.source.assignment():
-            committed = self.source.committed([tp]).get(tp)
-            self.source.seek(tp, self.offsets.get(tp, committed or 0))
+            target = self.offsets.get(tp, first.get(tp))
+            if target is not None:
+                self.source.seek(tp, target)
         self.stats.rewinds += 1
         self.sensor.on_rewind()
 
     # rebalance listener: called by the source inside ``poll``, between two batches
     def on_assigned(self, partitions: list[Partition]) -> None:
         self.stats.rebalances += 1
+        self._known_offsets([tp for tp in partitions if tp not in self.offsets])
         for tp in partitions:
             if tp in self.offsets:
                 self.source.seek(tp, self.offsets[tp])
+        log.info(
+            "assigned %s; resuming at %s",
+            _names(partitions),
+            {f"{t}[{p}]": self.offsets.get((t, p), "committed or earliest") for t, p in partitions},
+        )
         self.sensor.on_assigned(partitions, len(self.source.assignment() | set(partitions)))
 
+    def _known_offsets(self, partitions: list[Partition]) -> None:
+        """Take the group's committed offsets of ``partitions`` as where they resume, so that
+        one beyond the topic's end is found (and reset by policy) like a checkpointed one."""
+        if not partitions:
+            return
+        try:
+            committed = self.source.committed(partitions)
+        except KafkaIOError as exc:
+            log.warning("committed offsets of %s unknown (%s)", _names(partitions), exc)
+            return
+        self.offsets.update({tp: off for tp, off in committed.items() if off is not None})
+
     def on_revoked(self, partitions: list[Partition]) -> None:
+        log.info("revoked %s: checkpointing them", _names(partitions))
         self.checkpoint()
         self.sensor.on_revoked(partitions, len(self.source.assignment() - set(partitions)))
 
     def on_lost(self, partitions: list[Partition]) -> None:
         """Partitions gone without a hand-over: forget what was learned since the last
         checkpoint (their new owner relearns it) and commit nothing."""
+        log.warning("lost %s without a hand-over: back to the last checkpoint", _names(partitions))
         self._forget()
         self.sensor.on_revoked(partitions, len(self.source.assignment() - set(partitions)))
 
     # --- the loop ------------------------------------------------------------------------
 
     def stop(self, *_: object) -> None:
-        """Finish the current batch, checkpoint, commit and return (SIGTERM/SIGINT)."""
+        """Finish the current batch, checkpoint, commit and return (SIGTERM/SIGINT); the
+        grace (``service.shutdown_grace``) starts now."""
         self._stop = True
+        self.grace.begin()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        """SIGTERM and SIGINT stop the loop; a watchdog ends the process when the stop takes
+        longer than the grace, and a second signal ends it at once (the last checkpoint
+        stands either way)."""
+        kept = "the last checkpoint stands; records since it are answered again after a restart"
+
+        def handle(signum: int, _frame: object) -> None:
+            if self._stop:
+                expire(f"{signal.Signals(signum).name} again: exiting now; {kept}")
+            log.info(
+                "%s: stopping (finishing the batch, then checkpoint and commit; at most %g s)",
+                signal.Signals(signum).name,
+                self.grace.seconds,
+            )
+            self.stop()
+            self.grace.watch(kept)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
 
     def run(self, *, max_records: int = 0, idle_exit: float = 0.0) -> RunStats:
-        """Subscribe and loop; always ends with a checkpoint and closes source and sink."""
+        """Subscribe and loop; ends with a checkpoint (within the grace) and closes source and
+        sink. ``stats.clean`` says whether that last checkpoint completed."""
         self.sensor.on_start(self.pipeline)
         self.source.subscribe([self.input_topic], self)
+        log.info("subscribed to %r; predictions go to %r", self.input_topic, self.output_topic)
         idle_since = time.monotonic()
         try:
             while not self._stop:
                 messages = self.source.poll(self.poll_max_records, 0.5)
                 self.sensor.on_poll(len(messages))
                 self._backpressure()
-                if time.monotonic() - self._lag_read >= self.lag_every_s:
-                    self._lag_read = time.monotonic()
-                    self.sensor.on_lag(self.source.lag())
+                self._tick()
                 if messages:
                     idle_since = time.monotonic()
                     self._process_or_rewind(messages)
                 elif idle_exit and time.monotonic() - idle_since >= idle_exit:
+                    log.info("no message for %g s: stopping (--idle-exit)", idle_exit)
                     break
-                caught_up = not messages and not self.source.paused()
-                if self._since_checkpoint and (
-                    caught_up  # nothing to read: a restart would answer these once more
-                    or self._since_checkpoint >= self.checkpoint_records
-                    or time.monotonic() - self.stats.last_checkpoint >= self.checkpoint_seconds
-                ):
-                    self.checkpoint()
+                self._maybe_checkpoint(caught_up=not messages and not self.source.paused())
                 if max_records and self.stats.records + self.stats.dead >= max_records:
+                    log.info("%d records taken in: stopping (--max-records)", max_records)
                     break
-            for _ in range(8):  # the final checkpoint: retried while deliveries fail
-                if self.checkpoint():
-                    break
-                self._backoff.wait()
+            self.grace.begin()
+            self.stats.clean = self._final_checkpoint()
         finally:
-            self.source.close()
-            self.sink.close()
+            left = self.grace.remaining()
+            self.source.close(timeout_s=max(left or 0.0, 1.0))
+            self.sink.close(timeout_s=max(left or 0.0, 1.0))
+            self.grace.done()
         return self.stats
+
+    def _maybe_checkpoint(self, *, caught_up: bool) -> None:
+        """Checkpoint when records wait and: nothing more to read (a restart would answer them
+        once more), ``checkpoint_records`` taken in, or ``checkpoint_seconds`` passed; after a
+        checkpoint the broker held up, not before the backoff delay."""
+        now = time.monotonic()
+        due = self._since_checkpoint and (
+            caught_up
+            or self._since_checkpoint >= self.checkpoint_records
+            or now - self.stats.last_checkpoint >= self.checkpoint_seconds
+        )
+        if not due or now < self._retry_at:
+            return
+        if self.checkpoint():
+            self._retry_at = 0.0
+        else:
+            self._retry_at = time.monotonic() + self._backoff.next_delay()
+
+    def _final_checkpoint(self) -> bool:
+        """The last checkpoint, retried while the grace lasts; ``False`` when it ran out."""
+        while True:
+            left = self.grace.remaining() or 0.0
+            if left > 0 and self.checkpoint(timeout_s=left):
+                return True
+            left = self.grace.remaining() or 0.0
+            if left <= 0:
+                log.warning(
+                    "no final checkpoint within service.shutdown_grace = %g s (broker "
+                    "unreachable?): the last checkpoint stands; the %d records since are "
+                    "answered again after a restart",
+                    self.grace.seconds,
+                    self._since_checkpoint,
+                )
+                return False
+            time.sleep(min(self._backoff.next_delay(), left))
+
+    def _tick(self) -> None:
+        """Once every ``lag_every_s``: lag, the broker's health, resume offsets beyond a
+        topic's end, the progress line."""
+        now = time.monotonic()
+        if now - self._lag_read < self.lag_every_s:
+            return
+        self._lag_read = now
+        self._lag = self.source.lag()
+        self.sensor.on_lag(self._lag)
+        self._check_ends(self.source.assignment())
+        self._health(now)
+        if self._progress.due(now):
+            lag = sum(self._lag.values()) if self._lag else None
+            tasks = int(self.pipeline.tracker.closed_total)
+            log.info("%s", self._progress.line(now, lag, self.stats.dead, tasks))
+
+    def _health(self, now: float) -> None:
+        """Say when the broker goes away or the input topic is missing, and when that ends
+        (logs, and ``/readyz`` through the sensor)."""
+        trouble = None
+        if not self.source.reachable():
+            trouble = f"broker unreachable ({self.source.last_error or 'no connection'})"
+        elif self.source.assignment():
+            self._waiting_since = now
+        elif now - self._waiting_since > 5.0 and now - self._topic_checked > 10.0:
+            self._topic_checked = now
+            if not self.source.partitions(self.input_topic):
+                trouble = f"input topic {self.input_topic!r} does not exist: waiting for it"
+        elif self._trouble is not None and "does not exist" in self._trouble:
+            trouble = self._trouble  # checked every 10 s only
+        if trouble != self._trouble:
+            if trouble is None:
+                log.info("%s: over after %.0f s", self._trouble, now - self._trouble_since)
+            else:
+                log.warning("%s; retrying with backoff", trouble)
+                self._trouble_since = now
+            self._trouble = trouble
+            self.sensor.on_trouble(trouble)
+        elif trouble is not None and self._trouble_said.ready(now):
+            log.warning("still %s after %.0f s", trouble, now - self._trouble_since)
+
+    def _check_ends(self, partitions: set[Partition]) -> None:
+        """A resume offset beyond a partition's end (the topic was re-created or truncated):
+        warn, naming both offsets, and follow ``offset_reset``."""
+        for tp in sorted(partitions & self.source.assignment()):
+            end, at = self.source.highwater(tp), self.offsets.get(tp)
+            if end is None or at is None or at <= end:
+                continue
+            what = (
+                f"{tp[0]}[{tp[1]}]: the resume offset {at} lies beyond the topic's end {end} "
+                "(topic re-created or truncated?)"
+            )
+            if self.offset_reset == "fail":
+                raise OffsetResetError(
+                    f"{what}; service.offset_reset = 'fail': set it to 'earliest' (read the "
+                    "partition from its first record) or 'latest' (skip to its end), or move "
+                    "the checkpoint directory away"
+                )
+            target = 0 if self.offset_reset == "earliest" else end
+            log.warning(
+                "%s; service.offset_reset = %r: resuming at %d", what, self.offset_reset, target
+            )
+            self.offsets[tp] = target
+            self._first_seen.pop(tp, None)
+            self.source.seek(tp, target)
+            self.stats.offset_resets += 1
+            self.sensor.on_offset_reset(tp)
 
     def _backpressure(self) -> None:
         """Pause the input while more than ``max_in_flight`` outputs wait for the broker's
@@ -268,83 +466,144 @@ class Service(RebalanceListener):
     def process(self, messages: list[RawMessage]) -> Step | None:
         """One polled batch: skip what was learned before, decode, learn, produce."""
         self.stats.polled += len(messages)
+        self._check_ends({(m.topic, m.partition) for m in messages})
         fresh = [m for m in messages if m.offset >= self.offsets.get((m.topic, m.partition), 0)]
         self.stats.skipped += len(messages) - len(fresh)
         step = None
         if fresh:
+            for m in fresh:
+                self._first_seen.setdefault((m.topic, m.partition), m.offset)
+            self._messages = {(m.topic, m.partition, m.offset): m for m in fresh}
             decoded = self.decoder.decode(fresh)
-            for dead in decoded.dead:
-                self.sink.produce(self.dlq_topic, dead.value or b"", dead.key, dead.headers())
-            if decoded.dead:
-                reasons = Counter(dead.reason for dead in decoded.dead)
-                for reason, n in reasons.items():
-                    self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + n
-                self.sensor.on_dead_letters(reasons)
+            self._dead_letters(decoded.dead)
             if len(decoded.records):
                 step = self._learn(decoded)
             for tp, nxt in decoded.next_offsets.items():
                 self.offsets[tp] = max(self.offsets.get(tp, 0), nxt)
             self._since_checkpoint += len(fresh)
+            self._messages = {}
         if self.on_batch is not None:
             self.on_batch(self, None)  # the poll is done: status, stop checks
         return step
 
-    def _learn(self, decoded: Decoded) -> Step:
+    def _dead_letters(self, dead: Sequence[DeadLetter]) -> None:
+        """Produce ``dead`` to the dead-letter topic, each cut to fit the broker; one the broker
+        still refuses is logged with its source position and counted, never fatal."""
+        if not dead:
+            return
+        for letter in dead:
+            value, key, headers = letter.to_message(self.max_message_bytes)
+            try:
+                self.sink.produce(self.dlq_topic, value, key, headers)
+            except TransientKafkaError:
+                raise
+            except KafkaIOError as exc:
+                where = (letter.topic, letter.partition, letter.offset)
+                self._output_failed("dead_letter", where, exc)
+        reasons = Counter(letter.reason for letter in dead)
+        for reason, n in reasons.items():
+            self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + n
+        self.sensor.on_dead_letters(reasons)
+
+    def _output_failed(self, kind: str, where: tuple[str, int, int], exc: Exception) -> None:
+        log.error("%s of %s[%d] offset %d not produced: %s", kind, *where, exc)
+        self.stats.output_failures += 1
+        self.sensor.on_output_failure(kind)
+
+    def _learn(self, decoded: Decoded) -> Step | None:
         """Learn the good records micro-batch by micro-batch and produce their predictions;
         returns the last micro-batch's step."""
         records = decoded.records
+        step = None
         for start in range(0, len(records), self.micro_batch):
-            step = self._micro(
-                records.select(np.arange(start, min(start + self.micro_batch, len(records))))
-            )
+            idx = np.arange(start, min(start + self.micro_batch, len(records)))
+            step = self._micro(records.select(idx)) or step
         return step
 
-    def _micro(self, r: Records) -> Step:
+    def _micro(self, r: Records) -> Step | None:
+        """Predict, learn and produce one micro-batch. A batch the learner raises on is taken
+        again record by record, and a record it still raises on becomes a dead letter
+        (``processing_error``): one record never stops the service."""
         start = time.perf_counter()
-        step = self.pipeline.process(
-            Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task, concept=r.concept)
-        )
-        labels = self.decoder.labels
-        y_hat = step.y_hat.tolist()
-        if labels:
-            y_hat = [labels[int(i)] for i in y_hat]
-        ys = r.y.tolist()
-        labelled = r.labelled.tolist()
-        loss = step.loss.tolist()
-        task = step.task.tolist()
-        boundary = step.boundary.tolist()
-        proba = step.proba.round(6).tolist() if step.proba is not None else None
-        keys, ids = r.key.tolist(), r.id.tolist()
-        topics, parts, offs = r.topic.tolist(), r.partition.tolist(), r.offset.tolist()
-        for i in range(len(r)):
-            out: dict[str, Any] = {
-                "id": ids[i],
-                "key": keys[i],
-                "task": task[i],
-                "y_hat": y_hat[i],
-                "boundary": boundary[i],
-                "model_version": step.model_version,
-                "topic": topics[i],
-                "partition": parts[i],
-                "offset": offs[i],
-            }
-            if proba is not None:
-                out["proba"] = proba[i]
-            if labelled[i]:
-                out["y"] = labels[int(ys[i])] if labels else ys[i]
-                out["loss"] = loss[i] if np.isfinite(loss[i]) else None
-            key = keys[i]
-            self.sink.produce(
-                self.output_topic,
-                _ENCODE(out).encode(),
-                key.encode() if key is not None else None,
+        try:
+            step = self.pipeline.process(
+                Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task, concept=r.concept)
             )
+        except Exception as exc:  # anything one record can cause in the learner
+            if len(r) > 1:
+                steps = [self._micro(r.select(np.array([i]))) for i in range(len(r))]
+                return next((s for s in reversed(steps) if s is not None), None)
+            log.warning("record %s: the learner raised %s: %s", r.id[0], type(exc).__name__, exc)
+            self._dead_letters([self._record_dead(r, "processing_error", exc)])
+            return None
+        self._emit(r, step)
         self.stats.records += len(r)
-        self.stats.predictions += len(r)
+        self._progress.add(len(r), step.loss, step.baseline_loss)
+        self._log_boundaries(r, step)
         self.sensor.on_batch(r, step, self.pipeline, time.perf_counter() - start)
         if self.on_batch is not None:
             self.on_batch(self, step)
         return step
+
+    def _emit(self, r: Records, step: Step) -> None:
+        """Produce the micro-batch's predictions (strict JSON, keyed to keep each input
+        partition's order); one the broker refuses for good becomes a dead letter."""
+        pairs = encode_predictions(
+            r,
+            y_hat=step.y_hat,
+            proba=step.proba,
+            loss=step.loss,
+            task=step.task,
+            boundary=step.boundary,
+            model_version=step.model_version,
+            labels=self.decoder.labels,
+        )
+        for i, (key, value) in enumerate(pairs):
+            try:
+                self.sink.produce(self.output_topic, value, key)
+            except TransientKafkaError:
+                raise
+            except KafkaIOError as exc:
+                one = r.select(np.array([i]))
+                where = (str(one.topic[0]), int(one.partition[0]), int(one.offset[0]))
+                self._output_failed("prediction", where, exc)
+                self._dead_letters([self._record_dead(one, "unproducible", exc)])
+                continue
+            self.stats.predictions += 1
+
+    def _record_dead(self, r: Records, reason: str, exc: Exception) -> DeadLetter:
+        """The dead letter of the one record in ``r``, with its original message bytes."""
+        where = (str(r.topic[0]), int(r.partition[0]), int(r.offset[0]))
+        m = self._messages.get(where)
+        index = int(r.index[0])
+        return DeadLetter(
+            m.value if m is not None else None,
+            m.key if m is not None else None,
+            reason,
+            type(exc).__name__,
+            str(exc),
+            *where,
+            index=index if index >= 0 else None,
+        )
+
+    def _log_boundaries(self, r: Records, step: Step) -> None:
+        cuts = np.flatnonzero(step.boundary)
+        if not len(cuts) or not self._boundaries.ready(time.monotonic()):
+            return
+        held = self._boundaries.take_held()
+        more = f" ({held} more since the last one logged)" if held else ""
+        log.info(
+            "boundary: task %d opened at %s[%d] offset %d%s",
+            int(step.task[cuts[-1]]),
+            r.topic[cuts[-1]],
+            int(r.partition[cuts[-1]]),
+            int(r.offset[cuts[-1]]),
+            more,
+        )
+
+
+def _names(partitions: Sequence[Partition]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)) or "nothing"
 
 
 #: Learner and segment settings a checkpoint's state depends on: a checkpoint written under
@@ -369,6 +628,15 @@ def build_service(
         for name in names
     }
     k, learner, svc = config.kafka, config.learner, config.service
+    log.info(
+        "starting: %s learner (%s, %s, %d features%s, hidden %s) on %s, detector %s; "
+        "%s -> %s (dead letters %s), group %r, client %s; checkpoints in %s every %d records "
+        "or %g s",
+        learner.task, learner.algorithm, learner.optimizer, learner.n_features,
+        f", {learner.n_classes} classes" if learner.n_classes else "", list(learner.hidden),
+        learner.device, config.segment.detector, k.input_topic, k.output_topic, k.dlq_topic,
+        k.group, k.client, svc.checkpoint_dir, svc.checkpoint_records, svc.checkpoint_seconds,
+    )  # fmt: skip
     return Service(
         Pipeline.from_config(config),
         open_source(k),
@@ -389,6 +657,10 @@ def build_service(
         checkpoint_seconds=svc.checkpoint_seconds,
         micro_batch=svc.micro_batch,
         max_in_flight=svc.max_in_flight,
+        max_message_bytes=k.max_message_bytes,
+        offset_reset=svc.offset_reset,
+        shutdown_grace=svc.shutdown_grace,
+        progress_seconds=svc.progress_seconds,
         on_batch=on_batch,
         sensor=sensor,
     )

@@ -22,6 +22,8 @@ class MemorySource:
     stopped: set[TopicPartition] = field(default_factory=set)  # paused partitions
     polls: int = 0
     closed: bool = False
+    up: bool = True  # what ``reachable`` answers
+    last_error: str | None = None
 
     def __post_init__(self) -> None:
         self.position = {(self.topic, p): self.commits.get((self.topic, p), 0)
@@ -68,6 +70,12 @@ class MemorySource:
 
     def lag(self) -> dict[TopicPartition, int]:
         return {tp: len(self.partitions[tp[1]]) - pos for tp, pos in self.position.items()}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return len(self.partitions[tp[1]])
+
+    def reachable(self) -> bool:
+        return self.up
 
     def close(self, timeout_s: float = 10.0) -> None:
         self.closed = True

@@ -243,8 +243,8 @@ class Decoder:
                 f"message of {len(value)} bytes exceeds max_message_bytes = "
                 f"{self.max_message_bytes}; split it into smaller batch messages",
             ), None
-        try:
-            parsed = json.loads(value)
+        try:  # UTF-8 as RFC 8259 asks (a BOM is ignored); not UTF-16/32 as json.loads guesses
+            parsed = json.loads(value.decode("utf-8-sig"))
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             return ("malformed_json", type(exc).__name__, f"not valid JSON: {exc}"), None
         except RecursionError:

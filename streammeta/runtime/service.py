@@ -320,6 +320,8 @@ class Service(RebalanceListener):
                 elif idle_exit and time.monotonic() - idle_since >= idle_exit:
                     log.info("no message for %g s: stopping (--idle-exit)", idle_exit)
                     break
+                if self.on_batch is not None:
+                    self.on_batch(self, None)  # the poll is done: status, stop checks
                 self._maybe_checkpoint(caught_up=not messages and not self.source.paused())
                 if max_records and self.stats.records + self.stats.dead >= max_records:
                     log.info("%d records taken in: stopping (--max-records)", max_records)
@@ -482,8 +484,6 @@ class Service(RebalanceListener):
                 self.offsets[tp] = max(self.offsets.get(tp, 0), nxt)
             self._since_checkpoint += len(fresh)
             self._messages = {}
-        if self.on_batch is not None:
-            self.on_batch(self, None)  # the poll is done: status, stop checks
         return step
 
     def _dead_letters(self, dead: Sequence[DeadLetter]) -> None:

@@ -21,6 +21,7 @@ import difflib
 import math
 import operator
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -33,6 +34,7 @@ from streammeta.segment import ERROR_DETECTORS, SEGMENTERS
 __all__ = [
     "ENV_IGNORED",
     "ENV_PREFIX",
+    "SECRETS_FIX",
     "STREAMS",
     "Config",
     "ConfigError",
@@ -48,6 +50,7 @@ __all__ = [
     "env_name",
     "kafka_secrets",
     "load_config",
+    "looks_secret",
     "to_dict",
 ]
 
@@ -59,6 +62,15 @@ ENV_IGNORED = frozenset(
 )
 #: Stream generators ``stream.name`` may pick; grows as streams are added.
 
+#: Where passwords go instead of a configuration key or a flag (whose value would be printed).
+SECRETS_FIX = (
+    "passwords are never configuration keys or flags: set STREAMMETA_KAFKA_SASL_PASSWORD or "
+    "STREAMMETA_KAFKA_SSL_KEY_PASSWORD (one underscore), or name a file holding it in "
+    "kafka.sasl_password_file or kafka.ssl_key_password_file"
+)
+_SECRET = re.compile(r"pass|secret|token|credential|private|api_?key", re.IGNORECASE)
+#: One broker address: a host name, an IPv4 address or a bracketed IPv6 address, and a port.
+_BROKER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 _BOOLS = dict.fromkeys(("true", "1", "yes", "on"), True)
 _BOOLS.update(dict.fromkeys(("false", "0", "no", "off"), False))
 _BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "le": ("<=", operator.le)}
@@ -86,9 +98,60 @@ class ConfigError(StreamMetaError, ValueError):
         super().__init__(head + "\n- ".join(problems))
 
 
-def _f(default: object, help: str, *, choices: tuple[str, ...] = (), **bounds: float) -> Any:
-    """A field with its help text and checks: ``choices`` and bounds ``gt``, ``ge``, ``le``."""
-    return field(default=default, metadata={"help": help, "choices": choices, **bounds})
+def _f(
+    default: object,
+    help: str,
+    *,
+    choices: tuple[str, ...] = (),
+    valid: tuple[Callable[[Any], bool], str] | None = None,
+    **bounds: float,
+) -> Any:
+    """A field with its help text and checks: ``choices``, bounds ``gt``, ``ge``, ``le``, and
+    ``valid``: a test of the converted value with the text saying what passes it."""
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "valid": valid, **bounds}
+    )
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a key, variable or flag called ``name`` may hold a secret (a password, a token):
+    its value is never shown. A ``*_file`` key names the file holding one, and is shown.
+
+    >>> names = ("kafka.sasl_password", "STREAMMETA_KAFKA__SSL_KEY_PASSWORD", "api_token")
+    >>> [looks_secret(n) for n in names]
+    [True, True, True]
+    >>> [looks_secret(n) for n in ("kafka.sasl_password_file", "kafka.ssl_keyfile", "seed")]
+    [False, False, False]
+    """
+    return bool(_SECRET.search(name)) and not name.lower().endswith("_file")
+
+
+def _shown(name: str, value: object) -> str:
+    """``value`` as an error message shows it: ``'***'`` under a secret-looking name, also
+    inside TOML tables and arrays.
+
+    >>> _shown("kafka", {"sasl_password": "hunter2", "group": "g"})
+    "{sasl_password = '***', group = 'g'}"
+    """
+    if looks_secret(name):
+        return "'***'"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_shown(str(k), v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(name, v) for v in value) + "]"
+    return repr(value)
+
+
+def _brokers(text: str) -> bool:
+    """Whether ``text`` is empty or ``HOST:PORT[,HOST:PORT...]`` with every port in 1..65535.
+
+    >>> [_brokers(t) for t in ("", "kafka:9092", "a:1, 10.0.0.2:65535", "[::1]:9092")]
+    [True, True, True, True]
+    >>> [_brokers(t) for t in ("foo:bar", "kafka", "a:0", "a:70000", "a:1,", " ")]
+    [False, False, False, False, False, False]
+    """
+    found = (_BROKER.fullmatch(part.strip()) for part in text.split(","))
+    return not text or all(m is not None and 1 <= int(m[1]) <= 65535 for m in found)
 
 
 class _Section:
@@ -236,7 +299,13 @@ class KafkaConfig(_Section):
     )
 
     bootstrap_servers: str = _f(
-        "", "HOST:PORT[,HOST:PORT...]; empty: demo starts an embedded broker on loopback"
+        "",
+        "HOST:PORT[,HOST:PORT...]; empty: demo starts an embedded broker on loopback",
+        valid=(
+            _brokers,
+            "HOST:PORT[,HOST:PORT...] with each PORT from 1 to 65535 (e.g. 'localhost:9092', "
+            "'[::1]:9092'), or empty for the demo's embedded broker",
+        ),
     )
     client: Literal["auto", "kafka-python", "confluent"] = _f(
         "auto", "Kafka client library; auto prefers confluent-kafka when it is installed"
@@ -387,6 +456,8 @@ def _expect(f: dataclasses.Field[Any]) -> str:
     """What a valid value of ``f`` looks like, for error messages."""
     if choices := _choices(f):
         return "one of " + ", ".join(map(repr, choices))
+    if f.metadata["valid"]:
+        return str(f.metadata["valid"][1])
     return f"{_KINDS[f.type][1]} {_bounds(f)}".strip()
 
 
@@ -416,6 +487,8 @@ def _convert(f: dataclasses.Field[Any], value: object) -> Any:
             raise ValueError(value)
         if (choices and x not in choices) or (type(x) is float and not math.isfinite(x)):
             raise ValueError(value)
+    if f.metadata["valid"] and not f.metadata["valid"][0](out):
+        raise ValueError(value)
     return out
 
 
@@ -429,7 +502,8 @@ def _check(cls: Any, raw: _Raw) -> tuple[dict[str, Any], list[str]]:
         try:
             values[f.name] = _convert(f, value)
         except (TypeError, ValueError, KeyError):
-            problems.append(f"{cls.SECTION}.{f.name} = {value!r} ({source}): must be {_expect(f)}")
+            key = f"{cls.SECTION}.{f.name}"
+            problems.append(f"{key} = {_shown(key, value)} ({source}): must be {_expect(f)}")
     problems += _broken(cls.RULES, values, given.__getitem__, f"{cls.SECTION}.")
     return values, problems
 
@@ -444,7 +518,7 @@ def _broken(
     out = []
     for names, ok, fix in rules:
         if all(n in values for n in names) and not ok(values):
-            where = [f"{prefix}{n} = {given(n)[0]!r} ({given(n)[1]})" for n in names]
+            where = [f"{prefix}{n} = {_shown(n, given(n)[0])} ({given(n)[1]})" for n in names]
             out.append(f"{' with '.join(where)}: {fix}")
     return out
 
@@ -489,14 +563,17 @@ def load_config(
     problems: list[str] = []
 
     def put(dotted: str, value: object, source: str, var: str = "") -> None:
-        """Store ``value`` under ``dotted``, or report the unknown key and the closest valid one."""
+        """Store ``value`` under ``dotted``, or report the unknown key and the closest valid one
+        (never the value of a secret: it says where passwords go instead)."""
         sec, _, key = dotted.partition(".")
         if dotted in _KEYS:
             raw[sec][key] = (value, source)
             return
         close = [env_name(k) if var else k for k in difflib.get_close_matches(dotted, _KEYS, 1)]
         fix = f"did you mean {close[0]!r}?" if close else f"sections are {', '.join(_SECTIONS)}"
-        problems.append(f"{var or dotted} = {value!r} ({source}): unknown key; {fix}")
+        fix = SECRETS_FIX if looks_secret(dotted) else fix
+        shown = _shown(dotted, value)
+        problems.append(f"{var or dotted} = {shown} ({source}): unknown key; {fix}")
 
     origin = "argument" if path is not None else "from STREAMMETA_CONFIG"
     path = env.get("STREAMMETA_CONFIG") or None if path is None else os.fspath(path)

@@ -57,7 +57,8 @@ def test_defaults() -> None:
     assert cfg.learner.baseline == "online_sgd"
     assert cfg.stream.name == "sinusoid" and cfg.stream.records == 200_000
     assert cfg.demo.duration == 30.0 and cfg.demo.out == "demo-out"
-    assert cfg.metrics.port == 0
+    assert cfg.metrics.port == 0 and cfg.metrics.host == "127.0.0.1"  # loopback unless told
+    assert (cfg.log.level, cfg.log.format) == ("INFO", "text")
 
 
 def test_toml_file(tmp_path: Path) -> None:
@@ -314,7 +315,7 @@ def test_describe_fields_covers_every_field() -> None:
     keys = [key for key, *_ in rows]
     assert keys == [f"{s}.{k}" for s, table in to_dict(Config()).items() for k in table]
     assert all(kind and help_text for _, kind, _, help_text in rows)
-    assert rows[-1][:3] == ("metrics.stale_seconds", "float > 0", 300.0)
+    assert rows[-1][:3] == ("log.format", "text|json", "text")
     assert ("stream.name", "|".join(STREAMS), "sinusoid") in [row[:3] for row in rows]
     assert [f.name for f in dataclasses.fields(Config)] == [
         "learner",
@@ -324,6 +325,7 @@ def test_describe_fields_covers_every_field() -> None:
         "service",
         "demo",
         "metrics",
+        "log",
     ]
 
 
@@ -376,3 +378,67 @@ def test_kafka_secrets_come_from_env_or_file_and_are_never_fields(tmp_path: Path
 def test_sasl_needs_a_user_name() -> None:
     (msg,) = _problems(env={}, overrides={"kafka.security_protocol": "SASL_SSL"})
     assert "kafka.security_protocol = 'SASL_SSL'" in msg and "kafka.sasl_username" in msg
+
+
+# --- broker addresses --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "servers",
+    ["", "kafka:9092", "a.example.com:1,b:65535", "10.0.0.2:9092, 10.0.0.3:9092", "[::1]:9092"],
+)
+def test_bootstrap_servers_accepts_host_port_lists(servers: str) -> None:
+    cfg = load_config(env={}, overrides={"kafka.bootstrap_servers": servers})
+    assert cfg.kafka.bootstrap_servers == servers
+
+
+@pytest.mark.parametrize("servers", ["foo:bar", "kafka", "a:0", "a:65536", "a:1,", "a:1,,b:2", " "])
+def test_bootstrap_servers_without_a_valid_port_name_the_value_and_the_fix(servers: str) -> None:
+    (msg,) = _problems(env={"STREAMMETA_KAFKA__BOOTSTRAP_SERVERS": servers})
+    assert msg.startswith(
+        f"kafka.bootstrap_servers = {servers!r} (from STREAMMETA_KAFKA__BOOTSTRAP_SERVERS): "
+        "must be HOST:PORT[,HOST:PORT...] with each PORT from 1 to 65535"
+    )
+    assert "'localhost:9092'" in msg  # an example of what works
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+SECRET = "hunter2-secret-value"
+
+
+def test_a_password_in_the_environment_is_never_echoed() -> None:
+    (msg,) = _problems(env={"STREAMMETA_KAFKA__SASL_PASSWORD": SECRET})
+    assert SECRET not in msg
+    assert msg.startswith(
+        "STREAMMETA_KAFKA__SASL_PASSWORD = '***' (from STREAMMETA_KAFKA__SASL_PASSWORD): "
+        "unknown key; passwords are never configuration keys"
+    )
+    assert "STREAMMETA_KAFKA_SASL_PASSWORD" in msg and "kafka.sasl_password_file" in msg
+
+
+def test_a_password_in_the_toml_file_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'password = "{SECRET}"\n[kafka]\nsasl_password = "{SECRET}"\n'
+        f'[kafka.sasl]\ntoken = "{SECRET}"\n[[learner]]\napi_key = "{SECRET}"\n'
+    )
+    problems = _problems(path=path, env={})
+    assert len(problems) == 4
+    assert not any(SECRET in p for p in problems), problems
+    assert f"kafka.sasl_password = '***' (from {path}): unknown key; passwords" in problems[1]
+    assert "kafka.sasl = {token = '***'}" in problems[2]
+
+
+def test_a_password_as_an_override_is_never_echoed() -> None:
+    (msg,) = _problems(env={}, overrides={"kafka.ssl_key_password": SECRET})
+    assert SECRET not in msg and "kafka.ssl_key_password = '***'" in msg
+
+
+def test_password_files_are_paths_and_are_shown(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path / "c.toml", {"kafka": {"sasl_password_file": 3}})
+    (msg,) = _problems(path=path, env={})
+    assert msg == f"kafka.sasl_password_file = 3 (from {path}): must be a string"
+    (msg,) = _problems(env={}, overrides={"kafka.sasl_password_fil": "/run/pw"})
+    assert "/run/pw" not in msg  # a misspelt key may hold the password itself

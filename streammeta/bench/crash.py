@@ -21,12 +21,11 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import EmbeddedBroker, RawMessage, ensure_topics, open_sink, open_source
 from streammeta.io.simulate import encode
+from streammeta.runtime.checkpoint import read_checkpoint
 
 __all__ = ["answers", "read_topic", "run_crash_test", "start_service"]
 
@@ -167,4 +166,4 @@ def _checkpoint(directory: Path) -> int:
     path = directory / "checkpoint.pt"
     if not path.exists():
         return 0
-    return int(torch.load(path, weights_only=True)["state"]["records"])
+    return int(read_checkpoint(path)[0]["records"])

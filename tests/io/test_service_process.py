@@ -11,13 +11,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from streammeta.bench.crash import answers, publish_with_bad, read_topic, start_service
 from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import ensure_topics, open_sink, open_source
 from streammeta.io.simulate import encode
+from streammeta.runtime.checkpoint import read_checkpoint
 
 Config = Callable[..., KafkaConfig]
 GRACE_S = 20.0
@@ -50,8 +49,8 @@ def test_sigterm_drains_checkpoints_commits_and_exits_cleanly(
     out, err = proc.communicate(timeout=GRACE_S)
     assert proc.returncode == 0, err[-2000:]
     assert "records" in out and "checkpoints" in out
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    done = state["offsets"][0][2]  # the next offset it would read
+    _, offsets, _ = read_checkpoint(tmp_path / "checkpoint.pt")
+    done = offsets[cfg.input_topic, 0]  # the next offset it would read
     assert 0 < done <= total
     with open_source(cfg, client="kafka-python") as src:
         assert src.committed([(cfg.input_topic, 0)]) == {(cfg.input_topic, 0): done}
@@ -68,21 +67,21 @@ def test_kill_9_and_restart_lose_nothing_and_relearn_nothing(
     time.sleep(1.0)  # well into the stream, between checkpoints
     first.kill()  # SIGKILL: no drain, no final checkpoint
     first.wait(timeout=GRACE_S)
-    restored = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    restored, _, _ = read_checkpoint(tmp_path / "checkpoint.pt")
     good = total - total // 251
-    assert 0 < restored["state"]["records"] < good  # killed mid-stream
+    assert 0 < restored["records"] < good  # killed mid-stream
     second = start_service(
         _kp(cfg), tmp_path, "--service.checkpoint_records", str(every), "--idle-exit", "3"
     )
     _, err = second.communicate(timeout=180)
     assert second.returncode == 0, err[-2000:]
-    assert f"restored checkpoint at {restored['state']['records']} records" in err
+    assert f"restored checkpoint at {restored['records']} records" in err
     seen = answers(_kp(cfg))
     assert sorted(seen) == list(range(total))  # every input offset answered
     repeated = [o for o, c in seen.items() if c > 1]
     assert max(seen.values()) <= 2 and len(repeated) <= every + 500  # one interval at most
-    final = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert final["state"]["records"] == good  # every good record learned exactly once
+    final, _, _ = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert final["records"] == good  # every good record learned exactly once
 
 
 def test_two_services_in_one_group_share_the_partitions_without_losing_records(
@@ -108,8 +107,5 @@ def test_two_services_in_one_group_share_the_partitions_without_losing_records(
         seen[pred["partition"], pred["offset"]] += 1
     assert len(seen) == 4000  # every record of both partitions answered
     assert {p for p, _ in seen} == {0, 1}
-    learned = [
-        torch.load(tmp_path / n / "checkpoint.pt", weights_only=True)["state"]["records"]
-        for n in ("a", "b")
-    ]
+    learned = [read_checkpoint(tmp_path / n / "checkpoint.pt")[0]["records"] for n in ("a", "b")]
     assert sum(learned) >= 4000 and min(learned) > 0  # both members did a share

@@ -4,36 +4,157 @@ the environment, which wins over the TOML file (see ``streammeta config --help``
 from __future__ import annotations
 
 import argparse
+import difflib
+import logging
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from streammeta.bench.adaptation import LEARNERS
 from streammeta.bench.streams import STREAMS
-from streammeta.config import ConfigError, describe_fields, env_name, load_config, to_dict
+from streammeta.config import (
+    SECRETS_FIX,
+    ConfigError,
+    describe_fields,
+    env_name,
+    load_config,
+    looks_secret,
+    to_dict,
+)
+from streammeta.logs import setup_logging
 
 __all__ = ["main"]
 
 _SECTIONS = {
-    "demo": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
-    "run": ("learner", "segment", "kafka", "service", "metrics"),
+    "demo": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics", "log"),
+    "run": ("learner", "segment", "kafka", "service", "metrics", "log"),
     "adaptation": ("learner", "segment"),
     "throughput": ("learner", "segment", "kafka", "service"),
     "crash": (),
+    "fuzz": (),
     "dashboard": (),
-    "config": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics"),
+    "simulate": (),
+    "config": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics", "log"),
 }
-#: ``run``'s short options: (flag, config key, metavar, help)
-_RUN_ALIASES = (
-    ("--bootstrap-servers", "kafka.bootstrap_servers", "HOST:PORT", "brokers to connect to"),
-    ("--input-topic", "kafka.input_topic", "TOPIC", "topic the records are read from"),
-    ("--output-topic", "kafka.output_topic", "TOPIC", "topic predictions are written to"),
-    ("--dlq-topic", "kafka.dlq_topic", "TOPIC", "topic bad records are written to"),
-    ("--group", "kafka.group", "GROUP", "consumer group id"),
-    ("--checkpoint-dir", "service.checkpoint_dir", "DIR", "directory of the checkpoint"),
-    ("--metrics-port", "metrics.port", "PORT", "serve /metrics, /healthz, /readyz on PORT"),
+#: A short option: (flag, config key, metavar or "" for the field's, help or "" for the field's).
+_Alias = tuple[str, str, str, str]
+_BROKERS: _Alias = (
+    "--bootstrap-servers",
+    "kafka.bootstrap_servers",
+    "HOST:PORT",
+    "brokers to connect to: HOST:PORT[,HOST:PORT...]",
 )
+_METRICS_PORT: _Alias = (
+    "--metrics-port",
+    "metrics.port",
+    "PORT",
+    "serve /metrics, /healthz, /readyz on PORT",
+)
+_LOGGING: tuple[_Alias, ...] = (
+    ("--log-level", "log.level", "", ""),
+    ("--log-format", "log.format", "", ""),
+)
+#: Each command's short options, aliases of config keys.
+_ALIASES: dict[str, tuple[_Alias, ...]] = {
+    "run": (
+        _BROKERS,
+        ("--input-topic", "kafka.input_topic", "TOPIC", ""),
+        ("--output-topic", "kafka.output_topic", "TOPIC", ""),
+        ("--dlq-topic", "kafka.dlq_topic", "TOPIC", ""),
+        ("--group", "kafka.group", "GROUP", ""),
+        ("--checkpoint-dir", "service.checkpoint_dir", "DIR", ""),
+        _METRICS_PORT,
+        *_LOGGING,
+    ),
+    "demo": (
+        ("--duration", "demo.duration", "SECONDS", ""),
+        ("--records", "demo.records", "N", ""),
+        (*_METRICS_PORT[:3], f"{_METRICS_PORT[3]} (0: 9108, or a free port when it is taken)"),
+        *_LOGGING,
+    ),
+    "simulate": (
+        _BROKERS,
+        ("--topic", "kafka.input_topic", "TOPIC", "topic to publish to"),
+        ("--stream", "stream.name", "NAME", "stream generator, one of: " + ", ".join(STREAMS)),
+        ("--records", "stream.records", "N", "records to publish"),
+        ("--seed", "stream.seed", "S", ""),
+        ("--task-length", "stream.task_length", "N", ""),
+        ("--client", "kafka.client", "", ""),
+        *_LOGGING,
+    ),
+}
+_FIELDS = {key: (kind, default, text) for key, kind, default, text in describe_fields()}
+_EXIT_CODES = """exit codes:
+  0    stopped cleanly: everything processed is checkpointed and its offsets committed
+  1    an unexpected error (the log or the traceback says what)
+  2    a user mistake: the configuration, a flag, a checkpoint refused, or service.offset_reset = \
+fail tripped
+  3    stopped by SIGTERM or Ctrl-C after service.shutdown_grace seconds with the broker \
+unreachable: the last checkpoint is kept, and the records since it are answered again after a \
+restart
+  130  interrupted during start-up"""
+#: Commands whose loop turns Ctrl-C into a clean stop: an interrupt that reaches main() came
+#: while they were starting.
+_LOOPS = ("run", "demo")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps each line of a description or epilog on its own, an indented line with a
+    hanging indent under its text (the exit codes table)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        filled = []
+        for line in text.splitlines():
+            pad = line[: len(line) - len(line.lstrip())]
+            item = re.match(r"\s+\S+\s+", line) if pad else None  # "  CODE  what it means"
+            hang = indent + (" " * len(item.group()) if item else "")
+            filled.append(
+                textwrap.fill(
+                    line.strip(), width, initial_indent=indent + pad, subsequent_indent=hang
+                )
+            )
+        return "\n".join(filled)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without prefix matching (a mistyped ``--kafka.sasl_password`` is never taken
+    for ``--kafka.sasl_password_file``), with one-line errors, and an unknown option named with
+    the closest known one; values are never echoed (they may be secrets)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.exit(2, f"{self.prog}: {self._unknown(extras)}\n")
+        return parsed, extras
+
+    def _unknown(self, extras: list[str]) -> str:
+        """What is wrong with the first argument nothing took, and the fix."""
+        flag = next((a.split("=", 1)[0] for a in extras if a.startswith("-")), None)
+        if flag is None:
+            return f"unexpected argument {extras[0]!r}; see `{self.prog} --help`"
+        if looks_secret(flag):
+            return f"unknown option {flag} (its value is not shown); {SECRETS_FIX}"
+        known = [option for action in self._actions for option in action.option_strings]
+        close = difflib.get_close_matches(flag, known, 1)
+        fix = f"did you mean {close[0]}?" if close else f"see `{self.prog} --help`"
+        return f"unknown option {flag}; {fix}"
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _metavar(kind: str) -> str:
+    return "{" + kind + "}" if "|" in kind else kind.split()[0].upper()
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
@@ -42,19 +163,37 @@ def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) 
     )
     for section in sections:
         group = parser.add_argument_group(f"[{section}] settings (TOML section, env, or flag)")
-        for key, kind, default, help_text in describe_fields():
+        for key, (kind, default, help_text) in _FIELDS.items():
             if key.split(".")[0] != section:
                 continue
             group.add_argument(
                 f"--{key}",
                 dest=f"cfg:{key}",
-                metavar=kind.split()[0].upper() if "|" not in kind else "{" + kind + "}",
+                metavar=_metavar(kind),
                 help=f"{help_text} ({kind}; default {default!r}) [env: {env_name(key)}]",
             )
 
 
+def _add_out(parser: argparse.ArgumentParser, what: str = "the results") -> None:
+    parser.add_argument("--out", type=Path, required=True, help=f"directory for {what}")
+
+
+def _add_aliases(parser: argparse.ArgumentParser, command: str) -> None:
+    """``command``'s short options (see ``_ALIASES``), each documented with its config key."""
+    for flag, key, metavar, text in _ALIASES[command]:
+        kind, default, help_text = _FIELDS[key]
+        same = f"--{key}" if key.split(".")[0] in _SECTIONS[command] else key
+        parser.add_argument(
+            flag,
+            dest=f"cfg:{key}",
+            metavar=metavar or _metavar(kind),
+            help=f"{text or help_text} (same as {same}; default {default!r}) "
+            f"[env: {env_name(key)}]",
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="streammeta",
         description="Online meta-learning for drifting data streams: adapt in a few steps after "
         "every drift, and keep improving the initialization and the learned optimizer online.",
@@ -68,9 +207,12 @@ def _parser() -> argparse.ArgumentParser:
         "the same records, shows live status, and writes a report (Markdown, JSON, PNG) to "
         "demo.out. Stops after demo.duration seconds, demo.records records, or Ctrl-C.",
     )
+    _add_aliases(demo, "demo")
     _add_config_flags(demo, _SECTIONS["demo"])
 
-    bench = sub.add_parser("bench", help="adaptation and throughput benchmarks")
+    bench = sub.add_parser(
+        "bench", help="adaptation, throughput, crash, fuzz and dashboard benchmarks"
+    )
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     ad = kinds.add_parser(
         "adaptation",
@@ -87,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
         help="stream name(s), comma-separated, from: " + ", ".join(STREAMS) + " (default: all)",
     )
     ad.add_argument("--quick", action="store_true", help="a short run (12,000 records a stream)")
-    ad.add_argument("--out", type=Path, required=True, help="directory for the results")
+    _add_out(ad)
     ad.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     ad.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
     ad.add_argument(
@@ -108,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
         help="measure the learner alone (skip Kafka's raw ceiling and the service end to end)",
     )
     th.add_argument("--quick", action="store_true", help="fewer records per measurement")
-    th.add_argument("--out", type=Path, required=True, help="directory for the results")
+    _add_out(th)
     _add_config_flags(th, _SECTIONS["throughput"])
 
     crash = kinds.add_parser(
@@ -128,8 +270,34 @@ def _parser() -> argparse.ArgumentParser:
         help="service.checkpoint_records of the killed service (default 500)",
     )
     crash.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
-    crash.add_argument("--out", type=Path, required=True, help="directory for summary.json")
+    _add_out(crash, "summary.json")
     _add_config_flags(crash, _SECTIONS["crash"])
+
+    fuzz = kinds.add_parser(
+        "fuzz",
+        help="send 40+ kinds of bad messages mixed with good ones through the real embedded "
+        "broker, restart the service between rounds, check every good record got exactly one "
+        "prediction and every bad one exactly one dead letter, strict JSON, no exit",
+        description="Sends 40+ kinds of bad messages mixed with good ones through the real "
+        "embedded broker, restarts the service between rounds, and checks that every good "
+        "record got exactly one prediction and every bad one exactly one dead letter, that the "
+        "output is strict JSON, and that the service never exits on its own.",
+    )
+    _add_out(fuzz)
+    fuzz.add_argument(
+        "--rounds", type=int, default=5, help="rounds, a service restart each (default 5)"
+    )
+    fuzz.add_argument(
+        "--records", type=int, default=2000, help="good records per round (default 2,000)"
+    )
+    fuzz.add_argument("--seed", type=int, default=0, help="seed of the messages (default 0)")
+    fuzz.add_argument(
+        "--client",
+        choices=("auto", "kafka-python", "confluent"),
+        default="auto",
+        help="Kafka client library of the service (default auto)",
+    )
+    _add_config_flags(fuzz, _SECTIONS["fuzz"])
 
     dash = kinds.add_parser(
         "dashboard",
@@ -140,7 +308,7 @@ def _parser() -> argparse.ArgumentParser:
         "Prometheus' data with matplotlib. Writes dashboard.png, panels.json (series per "
         "panel), the demo's report and Prometheus' data to --out.",
     )
-    dash.add_argument("--out", type=Path, required=True, help="directory for the results")
+    _add_out(dash)
     dash.add_argument(
         "--duration", type=float, default=180.0, help="seconds the demo runs (default 180)"
     )
@@ -164,9 +332,9 @@ def _parser() -> argparse.ArgumentParser:
         "(atomically) then commits offsets every service.checkpoint_records messages or "
         "service.checkpoint_seconds; a restart resumes from the checkpoint without learning a "
         "record twice. SIGTERM or Ctrl-C drains, checkpoints, commits and exits.",
+        epilog=_EXIT_CODES,
     )
-    for flag, key, metavar, text in _RUN_ALIASES:
-        run.add_argument(flag, dest=f"cfg:{key}", metavar=metavar, help=f"{text} (same as --{key})")
+    _add_aliases(run, "run")
     run.add_argument(
         "--max-records",
         type=int,
@@ -207,34 +375,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size records; creates the topic when it is missing. Connection and security "
         "settings come from the [kafka] table and STREAMMETA_KAFKA__* variables.",
     )
-    sim.add_argument(
-        "--bootstrap-servers",
-        dest="cfg:kafka.bootstrap_servers",
-        metavar="HOST:PORT",
-        help="brokers to publish to [env: STREAMMETA_KAFKA__BOOTSTRAP_SERVERS]",
-    )
-    sim.add_argument(
-        "--topic",
-        dest="cfg:kafka.input_topic",
-        metavar="TOPIC",
-        help="topic to publish to (default: kafka.input_topic, 'streammeta.records')",
-    )
-    sim.add_argument(
-        "--stream",
-        dest="cfg:stream.name",
-        metavar="NAME",
-        help="stream generator, one of: " + ", ".join(STREAMS) + " (default: stream.name)",
-    )
-    sim.add_argument("--records", dest="cfg:stream.records", metavar="N", help="records to publish")
-    sim.add_argument(
-        "--seed", dest="cfg:stream.seed", metavar="S", help="random seed of the stream"
-    )
-    sim.add_argument(
-        "--task-length",
-        dest="cfg:stream.task_length",
-        metavar="N",
-        help="records between task switches (default: stream.task_length)",
-    )
+    _add_aliases(sim, "simulate")
     sim.add_argument(
         "--rate",
         type=float,
@@ -255,13 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="records per message; above 1 publishes JSON arrays (batch messages) (default 1)",
     )
-    sim.add_argument(
-        "--client",
-        dest="cfg:kafka.client",
-        choices=("auto", "kafka-python", "confluent"),
-        help="Kafka client library (default: kafka.client, auto)",
-    )
-    _add_config_flags(sim, ())
+    _add_config_flags(sim, _SECTIONS["simulate"])
     return p
 
 
@@ -316,13 +451,9 @@ def _simulate(config: Any, args: argparse.Namespace) -> int:
     from streammeta.io.simulate import publish
 
     kafka, stream = config.kafka, config.stream
-    if not kafka.bootstrap_servers:
-        print(
-            "streammeta: simulate needs --bootstrap-servers HOST:PORT (or "
-            "kafka.bootstrap_servers); `streammeta broker` starts a local broker",
-            file=sys.stderr,
-        )
+    if not _has_brokers(config, "simulate"):
         return 2
+    setup_logging(config.log)
     if args.batch_size < 1 or args.rate < 0:
         print(
             f"streammeta: --batch-size {args.batch_size} --rate {args.rate:g}: the batch size "
@@ -360,8 +491,33 @@ def _simulate(config: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _has_brokers(config: Any, command: str) -> bool:
+    """Whether ``kafka.bootstrap_servers`` is set; when not, says on one line how to set it."""
+    if config.kafka.bootstrap_servers:
+        return True
+    print(
+        f"streammeta {command}: kafka.bootstrap_servers is empty: give --bootstrap-servers "
+        "HOST:PORT (or STREAMMETA_KAFKA__BOOTSTRAP_SERVERS, or bootstrap_servers in the [kafka] "
+        "table); `streammeta broker` starts a local broker",
+        file=sys.stderr,
+    )
+    return False
+
+
+def _refused(exc: Exception) -> int:
+    """Say on one line why a command stopped on a :class:`StreamMetaError`; its exit code
+    (the error's ``exit_code``, else 2: a user mistake)."""
+    print(f"streammeta: {exc}", file=sys.stderr)
+    code: int = getattr(exc, "exit_code", 2)
+    return code
+
+
 def _run(config: Any, args: argparse.Namespace) -> int:
-    import logging
+    """The learner service until it stops; its exit code (see ``streammeta run --help``)."""
+    if not _has_brokers(config, "run"):
+        return 2
+    setup_logging(config.log)
+    log = logging.getLogger("streammeta")
 
     import torch
 
@@ -369,21 +525,17 @@ def _run(config: Any, args: argparse.Namespace) -> int:
     from streammeta.metrics.server import serve_metrics
     from streammeta.runtime.service import build_service
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     torch.set_num_threads(1)  # small models: one intra-op thread is the fastest
+    exporter = None
     try:
         exporter = serve_metrics(config.metrics)
+        if exporter is not None:
+            log.info("serving /metrics, /healthz and /readyz on %s", exporter.where)
         service = build_service(config, sensor=exporter.sensor if exporter else None)
-    except StreamMetaError as exc:
-        print(f"streammeta: {exc}", file=sys.stderr)
-        return 2
-    if exporter is not None:
-        logging.getLogger("streammeta").info("metrics on %s/metrics", exporter.url)
-    service.install_signal_handlers()
-    try:
+        service.install_signal_handlers()
         stats = service.run(max_records=args.max_records, idle_exit=args.idle_exit)
+    except StreamMetaError as exc:
+        return _refused(exc)
     finally:
         if exporter is not None:
             exporter.close()
@@ -396,26 +548,21 @@ def _run(config: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "broker":
-        return _broker(args)
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        print(f"streammeta: configuration error\n{exc}", file=sys.stderr)
-        return 2
-    if args.command == "config":
-        print(_toml(config))
-    elif args.command == "simulate":
-        return _simulate(config, args)
-    elif args.command == "run":
-        return _run(config, args)
-    elif args.command == "demo":
-        from streammeta.bench.demo import run_demo
+def _demo(config: Any) -> int:
+    from streammeta.bench.demo import run_demo
+    from streammeta.errors import StreamMetaError
 
+    setup_logging(config.log)
+    try:
         run_demo(config)
-    elif args.bench == "adaptation":
+    except StreamMetaError as exc:
+        return _refused(exc)
+    return 0
+
+
+def _bench(config: Any, args: argparse.Namespace) -> int:
+    """``streammeta bench ...``: the benchmark ``args.bench`` names."""
+    if args.bench == "adaptation":
         from streammeta.bench.adaptation import AdaptationPlan, run_adaptation
 
         streams = tuple(s.strip() for s in args.stream.split(",") if s.strip())
@@ -451,12 +598,55 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
         )
         return 0 if summary["lost_offsets"] == 0 and summary["learned_each_exactly_once"] else 1
+    elif args.bench == "fuzz":
+        from streammeta.bench.fuzz import run_fuzz
+
+        summary = run_fuzz(
+            args.out, rounds=args.rounds, records=args.records, seed=args.seed, client=args.client
+        )
+        return 0 if summary["ok"] else 1
     else:
         from streammeta.bench.throughput import run_throughput
 
         run_throughput(config, args.out, quick=args.quick, learner_only=args.learner_only)
         print(f"results: {args.out / 'results.json'}")
     return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the command ``args`` name; its exit code."""
+    if args.command == "broker":
+        return _broker(args)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        head = "configuration error: " if len(exc.problems) == 1 else ""
+        print(f"streammeta: {head}{exc}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        print(_toml(config))
+        return 0
+    if args.command == "simulate":
+        return _simulate(config, args)
+    if args.command == "run":
+        return _run(config, args)
+    if args.command == "demo":
+        return _demo(config)
+    return _bench(config, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``streammeta`` command: parse ``argv`` (default: the process's), run the command,
+    return its exit code. A mistake in the arguments exits with code 2 (``SystemExit``)."""
+    command = ""
+    try:
+        args = _parser().parse_args(argv)
+        command = args.command
+        return _command(args)
+    except KeyboardInterrupt:
+        when = " during start-up" if command in _LOOPS else ""
+        print(f"streammeta: interrupted{when}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

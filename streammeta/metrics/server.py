@@ -1,12 +1,16 @@
 """``/metrics``, ``/healthz`` and ``/readyz`` on one port, served from a daemon thread.
 
-``/healthz`` answers 200 while the process runs. ``/readyz`` answers 200 when the service has
+It listens on ``metrics.host`` (loopback by default: deployments set ``0.0.0.0`` to be scraped
+from outside) and :attr:`MetricsServer.url` is the address actually bound. ``/healthz`` answers
+200 while the process runs. ``/readyz`` answers 200 when the service has
 partitions assigned, polled recently and checkpointed within ``stale_s`` seconds, else 503 with
 the reason. ``/metrics`` is the Prometheus text format of the injected registry.
 
 >>> from prometheus_client import CollectorRegistry
 >>> from urllib.request import urlopen
 >>> server = MetricsServer(PrometheusSensor(CollectorRegistry()), port=0, stale_s=300)
+>>> server.url.startswith("http://127.0.0.1:")
+True
 >>> urlopen(f"{server.url}/healthz").read()
 b'ok\\n'
 >>> b"streammeta_predictions_total 0.0" in urlopen(f"{server.url}/metrics").read()
@@ -16,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,11 +37,17 @@ class MetricsPortError(StreamMetaError):
     """The metrics endpoint cannot listen where it was configured to."""
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
-    """Serves the sensor's registry and health on ``host:port`` (port 0: a free one)."""
+    """Serves the sensor's registry and health on ``host:port`` (port 0: a free one; an IPv6
+    host such as ``::`` or ``::1`` works too). ``url`` is the address bound, ``where`` says it
+    for a log line."""
 
     def __init__(
-        self, sensor: PrometheusSensor, *, port: int, host: str = "0.0.0.0", stale_s: float
+        self, sensor: PrometheusSensor, *, port: int, host: str = "127.0.0.1", stale_s: float
     ) -> None:
         self.sensor = sensor
         self.stale_s = stale_s
@@ -65,15 +76,34 @@ class MetricsServer:
             def log_message(self, *args: object) -> None:  # scrapes are not news
                 pass
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        server = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._httpd = server((host, port), Handler)
         self._httpd.daemon_threads = True
+        self.host = str(self._httpd.server_address[0])  # as bound: "localhost" is 127.0.0.1
         self.port = int(self._httpd.server_address[1])
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{shown}:{self.port}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-http", daemon=True
         )
         self._thread.start()
+
+    @property
+    def where(self) -> str:
+        """The bound address for a log line: ``url``, plus "every interface" for a wildcard.
+
+        >>> from prometheus_client import CollectorRegistry
+        >>> sensor = PrometheusSensor(CollectorRegistry())
+        >>> server = MetricsServer(sensor, port=0, stale_s=1)  # loopback
+        >>> server.where == server.url
+        True
+        >>> server.close()
+        >>> server = MetricsServer(sensor, port=0, host="0.0.0.0", stale_s=1)
+        >>> server.where == f"http://0.0.0.0:{server.port} (every interface)"
+        True
+        >>> server.close()
+        """
+        return f"{self.url} (every interface)" if self.host in ("0.0.0.0", "::") else self.url
 
     def close(self) -> None:
         self._httpd.shutdown()

@@ -541,6 +541,31 @@ def test_k8s_configmaps_hold_the_deploy_settings_and_valid_variables() -> None:
     assert all(env[v] == compose_topics[v] for v in TOPIC_VARS)
 
 
+def _k8s_learner_env() -> dict[str, str]:
+    """The variables the learner's container gets: its ConfigMaps (envFrom), then its env."""
+    docs = _manifests()
+    maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    learner = next(d for d in docs if d["metadata"]["name"] == "streammeta-learner")
+    (container,) = learner["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    env.update({e["name"]: str(e["value"]) for e in container.get("env", [])})
+    return env
+
+
+def test_every_learner_deployment_serves_metrics_on_every_interface() -> None:
+    """metrics.host defaults to loopback, out of reach of Prometheus and the probes in a
+    container: compose (CPU and CUDA), Kubernetes and the image itself set 0.0.0.0."""
+    compose = _env(_services()["learner"])
+    cuda = {**compose, **_env(load_yaml(COMPOSE_CUDA)["services"]["learner"])}
+    for where, env in (("compose", compose), ("compose.cuda", cuda), ("k8s", _k8s_learner_env())):
+        metrics = _streammeta_config(env).metrics
+        assert (metrics.host, metrics.port) == ("0.0.0.0", _metrics_port()), where
+    image_env = [a for kind, a in _instructions() if kind == "ENV"]
+    assert "STREAMMETA_METRICS__HOST=0.0.0.0" in image_env
+
+
 def test_k8s_kustomization_lists_every_manifest() -> None:
     kustomization = load_yaml(K8S / "kustomization.yaml")
     listed = set(kustomization["resources"])

@@ -524,6 +524,7 @@ def _run(config: Any, args: argparse.Namespace) -> int:
     from streammeta.errors import StreamMetaError
     from streammeta.metrics.server import serve_metrics
     from streammeta.runtime.service import build_service
+    from streammeta.runtime.shutdown import EXIT_GRACE, EXIT_OK
 
     torch.set_num_threads(1)  # small models: one intra-op thread is the fastest
     exporter = None
@@ -545,7 +546,7 @@ def _run(config: Any, args: argparse.Namespace) -> int:
         f"skipped (learned before) {stats.skipped:,}",
         flush=True,
     )
-    return 0
+    return EXIT_OK if stats.clean else EXIT_GRACE
 
 
 def _demo(config: Any) -> int:

@@ -363,6 +363,12 @@ class ServiceConfig(_Section):
         "topic's end (topic re-created or truncated): earliest re-reads it from its first "
         "record, latest skips to its end, fail stops the service (exit code 2)",
     )
+    flush_timeout: float = _f(
+        30.0,
+        "seconds a checkpoint waits for the broker to acknowledge the outputs it covers; "
+        "past it the checkpoint is retried with backoff (nothing is lost or rewound)",
+        gt=0,
+    )
     shutdown_grace: float = _f(
         10.0,
         "seconds SIGTERM or Ctrl-C waits to deliver, checkpoint and commit; past it the service "

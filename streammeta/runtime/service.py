@@ -49,8 +49,6 @@ __all__ = ["OffsetResetError", "RunStats", "Service", "build_service"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a checkpoint waits for the broker to acknowledge the outputs it covers.
-FLUSH_TIMEOUT_S = 30.0
 #: Seconds between the loop's health checks (lag, broker, offsets beyond a topic's end).
 TICK_S = 1.0
 #: Seconds between repeated log lines about the same trouble or about boundaries.
@@ -105,6 +103,7 @@ class Service(RebalanceListener):
         micro_batch: int = 32,
         max_in_flight: int = 50_000,
         max_message_bytes: int = 1_000_000,
+        flush_timeout: float = 30.0,
         offset_reset: str = "earliest",
         shutdown_grace: float = 10.0,
         progress_seconds: float = 30.0,
@@ -132,6 +131,7 @@ class Service(RebalanceListener):
         self.micro_batch = micro_batch
         self.max_in_flight = max_in_flight
         self.max_message_bytes = max_message_bytes
+        self.flush_timeout = flush_timeout
         self.offset_reset = offset_reset
         self.on_batch = on_batch
         self.sensor = sensor or Sensor()
@@ -170,13 +170,14 @@ class Service(RebalanceListener):
             "restored checkpoint at %d records; offsets %s", self.pipeline.records, self.offsets
         )
 
-    def checkpoint(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
-        """Flush the producer, save the snapshot with its offsets, then commit them; returns
-        whether it checkpointed. Outputs the broker gave up on rewind to the last checkpoint;
-        outputs still waiting for a broker that is away leave the checkpoint for later."""
+    def checkpoint(self, timeout_s: float | None = None) -> bool:
+        """Flush the producer (waiting up to ``timeout_s``, default ``flush_timeout``), save
+        the snapshot with its offsets, then commit them; returns whether it checkpointed.
+        Outputs the broker gave up on rewind to the last checkpoint; outputs still waiting for
+        a broker that is away leave the checkpoint for later."""
         start = time.perf_counter()
         try:
-            self.sink.flush(timeout_s)
+            self.sink.flush(self.flush_timeout if timeout_s is None else timeout_s)
         except DeliveryError as exc:
             if exc.failed:
                 log.warning("delivery failed (%s): rewinding to the last checkpoint", exc)
@@ -356,7 +357,7 @@ class Service(RebalanceListener):
         """The last checkpoint, retried while the grace lasts; ``False`` when it ran out."""
         while True:
             left = self.grace.remaining() or 0.0
-            if left > 0 and self.checkpoint(timeout_s=left):
+            if left > 0 and self.checkpoint(timeout_s=min(left, self.flush_timeout)):
                 return True
             left = self.grace.remaining() or 0.0
             if left <= 0:
@@ -628,6 +629,7 @@ def build_service(
         for name in names
     }
     k, learner, svc = config.kafka, config.learner, config.service
+    store = CheckpointStore(svc.checkpoint_dir, fingerprint=fingerprint)  # refused before Kafka
     log.info(
         "starting: %s learner (%s, %s, %d features%s, hidden %s) on %s, detector %s; "
         "%s -> %s (dead letters %s), group %r, client %s; checkpoints in %s every %d records "
@@ -648,7 +650,7 @@ def build_service(
             feature_names=learner.feature_names,
             max_message_bytes=k.max_message_bytes,
         ),
-        CheckpointStore(svc.checkpoint_dir, fingerprint=fingerprint),
+        store,
         input_topic=k.input_topic,
         output_topic=k.output_topic,
         dlq_topic=k.dlq_topic,
@@ -658,6 +660,7 @@ def build_service(
         micro_batch=svc.micro_batch,
         max_in_flight=svc.max_in_flight,
         max_message_bytes=k.max_message_bytes,
+        flush_timeout=svc.flush_timeout,
         offset_reset=svc.offset_reset,
         shutdown_grace=svc.shutdown_grace,
         progress_seconds=svc.progress_seconds,

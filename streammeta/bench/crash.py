@@ -54,18 +54,23 @@ def start_service(
 
 
 def read_topic(cfg: KafkaConfig, topic: str, timeout_s: float = 60) -> list[RawMessage]:
-    """Everything in partition 0 of ``topic``, up to its high watermark."""
+    """Everything in every partition of ``topic``, up to each high watermark (a topic the
+    producer auto-created may have several partitions)."""
     with open_source(cfg) as src:
-        src.assign([(topic, 0)])
-        got: list[RawMessage] = []
+        parts = [(topic, p) for p in src.partitions(topic) or [0]]
+        src.assign(parts)
+        got: Counter[tuple[str, int]] = Counter()
+        out: list[RawMessage] = []
         deadline = time.monotonic() + timeout_s
         while True:
-            got += src.poll(500, 0.2)
-            high = src.highwater((topic, 0))
-            if high is not None and len(got) >= high:
-                return got
+            batch = src.poll(500, 0.2)
+            out += batch
+            got.update((m.topic, m.partition) for m in batch)
+            highs = {tp: src.highwater(tp) for tp in parts}
+            if all(h is not None and got[tp] >= h for tp, h in highs.items()):
+                return out
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(got)} of {high} messages of {topic} in {timeout_s} s")
+                raise TimeoutError(f"{len(out)} of {highs} messages of {topic} in {timeout_s} s")
 
 
 def answers(cfg: KafkaConfig) -> Counter[int]:

@@ -67,7 +67,7 @@ def encode_predictions(
     ys = _json(np.where(records.labelled, records.y, 0), names)  # 0: unlabelled, never sent
     y_hats = _json(y_hat, names)
     losses = _json(loss)
-    probas = None if proba is None else _json(proba.round(6))
+    probas = None if proba is None else _json(proba.astype(np.float64).round(6))
     ids, keys, tasks = records.id.tolist(), records.key.tolist(), task.tolist()
     topics, parts, offsets = (
         records.topic.tolist(),

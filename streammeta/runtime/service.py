@@ -392,7 +392,8 @@ class Service(RebalanceListener):
         (logs, and ``/readyz`` through the sensor)."""
         trouble = None
         if not self.source.reachable():
-            trouble = f"broker unreachable ({self.source.last_error or 'no connection'})"
+            why = self.source.last_error or "no connection"
+            trouble = f"broker unreachable ({why}): retrying with backoff"
         elif self.source.assignment():
             self._waiting_since = now
         elif now - self._waiting_since > 5.0 and now - self._topic_checked > 10.0:
@@ -405,12 +406,13 @@ class Service(RebalanceListener):
             if trouble is None:
                 log.info("%s: over after %.0f s", self._trouble, now - self._trouble_since)
             else:
-                log.warning("%s; retrying with backoff", trouble)
+                log.warning("%s", trouble)
                 self._trouble_since = now
+                self._trouble_said.ready(now)  # the next reminder comes an interval later
             self._trouble = trouble
             self.sensor.on_trouble(trouble)
         elif trouble is not None and self._trouble_said.ready(now):
-            log.warning("still %s after %.0f s", trouble, now - self._trouble_since)
+            log.warning("%s (for %.0f s now)", trouble, now - self._trouble_since)
 
     def _check_ends(self, partitions: set[Partition]) -> None:
         """A resume offset beyond a partition's end (the topic was re-created or truncated):

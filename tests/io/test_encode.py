@@ -107,7 +107,8 @@ def test_labels_name_the_classes_of_y_and_y_hat() -> None:
     records = decoded(
         b'{"x": [1], "y": "eel"}', b'{"x": [2]}', b'{"x": [3], "y": 0}', n_classes=3, labels=labels
     )
-    out = encode(records, y_hat=np.array([1, 2, 0]), proba=np.full((3, 3), 1 / 3), labels=labels)
+    third = np.full((3, 3), 1 / 3, dtype=np.float32)  # the learner's dtype: 6 decimals, no noise
+    out = encode(records, y_hat=np.array([1, 2, 0]), proba=third, labels=labels)
     assert [(v["y_hat"], v.get("y")) for _, v in out] == [
         ("dog", "eel"),
         ("eel", None),

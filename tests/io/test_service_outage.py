@@ -18,6 +18,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from subprocess import Popen
+from typing import IO
 
 import pytest
 
@@ -46,6 +48,11 @@ def _checkpointed(path: Path) -> int:
     return max((o for (_, p), o in offsets.items() if p == 0), default=0)
 
 
+def _serve(cfg: KafkaConfig, tmp_path: Path, out: IO[str], *flags: str) -> Popen[str]:
+    """``streammeta run`` with its checkpoints under ``tmp_path`` and its log in ``out``."""
+    return start_service(cfg, tmp_path / "ckpt", *flags, log=out)
+
+
 def _wait_for(what: str, ok: object, proc: subprocess.Popen[str], log: Path, s: float) -> None:
     deadline = time.monotonic() + s
     while not ok():  # type: ignore[operator]
@@ -63,15 +70,9 @@ def test_service_rides_out_an_outage_longer_than_its_flush_timeout(
         _publish(cfg, BEFORE, seed=1)
         log = tmp_path / "service.log"
         with log.open("w") as out:
-            proc = start_service(
-                cfg,
-                tmp_path / "ckpt",
-                "--service.checkpoint_records", "200",
-                "--service.checkpoint_seconds", "1",
-                "--service.flush_timeout", "1",
-                "--idle-exit", "12",
-                log=out,
-            )  # fmt: skip
+            proc = _serve(cfg, tmp_path, out, "--service.checkpoint_records", "200",
+                          "--service.checkpoint_seconds", "1", "--service.flush_timeout", "1",
+                          "--idle-exit", "12")  # fmt: skip
             checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
             _wait_for("caught up before the outage",
                       lambda: _checkpointed(checkpoint) >= BEFORE, proc, log, 90)  # fmt: skip
@@ -110,13 +111,8 @@ def test_sigterm_while_the_broker_is_away_exits_within_the_grace(
         _publish(cfg, 20_000, seed=3)
         log = tmp_path / "service.log"
         with log.open("w") as out:
-            proc = start_service(
-                cfg,
-                tmp_path / "ckpt",
-                "--service.checkpoint_records", "500",
-                "--service.shutdown_grace", "4",
-                log=out,
-            )  # fmt: skip
+            proc = _serve(cfg, tmp_path, out, "--service.checkpoint_records", "500",
+                          "--service.shutdown_grace", "4")  # fmt: skip
             checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
             _wait_for("no checkpoint", lambda: _checkpointed(checkpoint) > 0, proc, log, 90)
             broker.stop()  # mid-stream: outputs are in flight

@@ -110,7 +110,10 @@ def test_readiness_fails_while_the_broker_is_unreachable(tmp_path: Path) -> None
         if polls == 3:
             source.up = False
         if polls == 6:
-            assert sensor.readiness(stale_s=300) == (False, "broker unreachable (no connection)")
+            assert sensor.readiness(stale_s=300) == (
+                False,
+                "broker unreachable (no connection): retrying with backoff",
+            )
             source.up = True
         if polls == 9:
             service.stop()

@@ -57,11 +57,15 @@ def read_topic(cfg: KafkaConfig, topic: str, timeout_s: float = 60) -> list[RawM
     """Everything in every partition of ``topic``, up to each high watermark (a topic the
     producer auto-created may have several partitions)."""
     with open_source(cfg) as src:
-        parts = [(topic, p) for p in src.partitions(topic) or [0]]
+        deadline = time.monotonic() + timeout_s
+        numbers = src.partitions(topic)
+        while not numbers and time.monotonic() < deadline:  # metadata may not be there yet
+            time.sleep(0.2)
+            numbers = src.partitions(topic)
+        parts = [(topic, p) for p in numbers or [0]]
         src.assign(parts)
         got: Counter[tuple[str, int]] = Counter()
         out: list[RawMessage] = []
-        deadline = time.monotonic() + timeout_s
         while True:
             batch = src.poll(500, 0.2)
             out += batch

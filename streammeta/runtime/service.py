@@ -141,6 +141,7 @@ class Service(RebalanceListener):
         self.grace = Grace(shutdown_grace)
         self._since_checkpoint = 0
         self._first_seen: Offsets = {}  # first offset processed since the checkpoint
+        self._resets: Offsets = {}  # resume offsets reset by policy since the checkpoint
         self._stop = False
         self._backoff = Backoff()
         self._retry_at = 0.0  # no checkpoint attempt before (after one the broker held up)
@@ -208,7 +209,7 @@ class Service(RebalanceListener):
         self.stats.checkpoints += 1
         self.stats.last_checkpoint = time.monotonic()
         self._since_checkpoint = 0
-        self._first_seen = {}
+        self._first_seen, self._resets = {}, {}
         self.sensor.on_checkpoint(seconds)
         return True
 
@@ -217,10 +218,13 @@ class Service(RebalanceListener):
         self.sensor.on_commit_failure()
 
     def _forget(self) -> None:
-        """Back to the last checkpoint: what was learned since is forgotten."""
+        """Back to the last checkpoint: what was learned since is forgotten. Resume offsets
+        reset by policy since stay reset: they say where the topic starts now, which the
+        checkpoint does not know yet."""
         self.offsets = {}
         self._first_seen = {}
         self._restore()
+        self.offsets.update(self._resets)
         self._since_checkpoint = 0
 
     def _rewind(self) -> None:
@@ -435,7 +439,7 @@ class Service(RebalanceListener):
             log.warning(
                 "%s; service.offset_reset = %r: resuming at %d", what, self.offset_reset, target
             )
-            self.offsets[tp] = target
+            self.offsets[tp] = self._resets[tp] = target
             self._first_seen.pop(tp, None)
             self.source.seek(tp, target)
             self.stats.offset_resets += 1

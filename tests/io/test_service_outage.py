@@ -15,18 +15,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from subprocess import Popen
-from typing import IO
 
 import pytest
 
 from streammeta.bench.crash import read_topic, start_service
 from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
-from streammeta.io import ensure_topics, open_sink
+from streammeta.io import EmbeddedBroker, ensure_topics, open_sink
 from streammeta.io.simulate import publish
 from streammeta.runtime.checkpoint import read_checkpoint
 from tests.io.conftest import CLIENTS, make_config, start_broker
@@ -48,12 +48,27 @@ def _checkpointed(path: Path) -> int:
     return max((o for (_, p), o in offsets.items() if p == 0), default=0)
 
 
-def _serve(cfg: KafkaConfig, tmp_path: Path, out: IO[str], *flags: str) -> Popen[str]:
-    """``streammeta run`` with its checkpoints under ``tmp_path`` and its log in ``out``."""
-    return start_service(cfg, tmp_path / "ckpt", *flags, log=out)
+@contextmanager
+def _running(
+    client: str, tmp_path: Path, records: int, seed: int, *flags: str
+) -> Iterator[tuple[EmbeddedBroker, KafkaConfig, Popen[str], Path]]:
+    """A broker holding ``records`` records and ``streammeta run`` on them (checkpoints under
+    ``tmp_path``, its log in the path yielded); the service is killed if still running."""
+    with start_broker(tmp_path) as broker:
+        cfg = make_config(broker.bootstrap, session_timeout_ms=3000, client=client)
+        _publish(cfg, records, seed=seed)
+        log = tmp_path / "service.log"
+        with log.open("w") as out:
+            proc = start_service(cfg, tmp_path / "ckpt", *flags, log=out)
+            try:
+                yield broker, cfg, proc, log
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
 
 
-def _wait_for(what: str, ok: object, proc: subprocess.Popen[str], log: Path, s: float) -> None:
+def _wait_for(what: str, ok: object, proc: Popen[str], log: Path, s: float) -> None:
     deadline = time.monotonic() + s
     while not ok():  # type: ignore[operator]
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -65,38 +80,36 @@ def _wait_for(what: str, ok: object, proc: subprocess.Popen[str], log: Path, s: 
 def test_service_rides_out_an_outage_longer_than_its_flush_timeout(
     client: str, tmp_path: Path
 ) -> None:
-    with start_broker(tmp_path) as broker:
-        cfg = make_config(broker.bootstrap, session_timeout_ms=3000, client=client)
-        _publish(cfg, BEFORE, seed=1)
-        log = tmp_path / "service.log"
-        with log.open("w") as out:
-            proc = _serve(cfg, tmp_path, out, "--service.checkpoint_records", "200",
-                          "--service.checkpoint_seconds", "1", "--service.flush_timeout", "1",
-                          "--idle-exit", "12")  # fmt: skip
-            checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
-            _wait_for("caught up before the outage",
-                      lambda: _checkpointed(checkpoint) >= BEFORE, proc, log, 90)  # fmt: skip
-            broker.stop()  # the outage: polls, produces and commits fail, flushes time out
-            time.sleep(6.0)  # longer than the flush timeout (1 s) and several backoffs
-            assert proc.poll() is None, log.read_text()[-3000:]
-            broker.start()  # same port, empty
-            ensure_topics(cfg, [cfg.input_topic, cfg.output_topic, cfg.dlq_topic])
-            _wait_for(
-                "the resume offset beyond the new topic's end was never noticed",
-                lambda: "lies beyond the topic's end" in log.read_text(),
-                proc, log, 60,
-            )  # fmt: skip
-            _publish(cfg, AFTER, seed=2)
-            proc.wait(timeout=180)  # it drains the new records, then idles out
+    flags = ("--service.checkpoint_records", "200", "--service.checkpoint_seconds", "1",
+             "--service.flush_timeout", "1")  # fmt: skip
+    checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
+    with _running(client, tmp_path, BEFORE, 1, *flags) as (broker, cfg, proc, log):
+        _wait_for("caught up before the outage",
+                  lambda: _checkpointed(checkpoint) >= BEFORE, proc, log, 90)  # fmt: skip
+        broker.stop()  # the outage: polls, produces and commits fail, flushes time out
+        time.sleep(6.0)  # longer than the flush timeout (1 s) and several backoffs
+        assert proc.poll() is None, log.read_text()[-3000:]
+        broker.start()  # same port, empty
+        ensure_topics(cfg, [cfg.input_topic, cfg.output_topic, cfg.dlq_topic])
+        _wait_for(
+            "the resume offset beyond the new topic's end was never noticed",
+            lambda: "lies beyond the topic's end" in log.read_text(),
+            proc, log, 60,
+        )  # fmt: skip
+        _publish(cfg, AFTER, seed=2)
+        _wait_for("the new records were never all checkpointed",
+                  lambda: _checkpointed(checkpoint) >= AFTER, proc, log, 180)  # fmt: skip
+        proc.send_signal(signal.SIGTERM)  # (an --idle-exit would count the outage as idle)
+        proc.wait(timeout=30)
         text = log.read_text()
         assert proc.returncode == 0, text[-3000:]
         assert "Traceback" not in text
-        assert f"in-{cfg.input_topic[3:]}[0]: the resume offset {BEFORE} lies beyond" in text
+        assert f"{cfg.input_topic}[0]: the resume offset {BEFORE} lies beyond" in text
         seen: dict[int, int] = {}
         for m in read_topic(dataclasses.replace(cfg, client="kafka-python"), cfg.output_topic):
             offset = json.loads(m.value or b"{}")["offset"]
             seen[offset] = seen.get(offset, 0) + 1
-        assert sorted(seen) == list(range(AFTER))  # the new topic read from its first record
+        assert sorted(seen) == list(range(AFTER)), text[-3000:]  # read from its first record
         assert max(seen.values()) <= 2  # at-least-once
         state, _, _ = read_checkpoint(checkpoint)
         assert state["records"] == BEFORE + AFTER
@@ -106,26 +119,21 @@ def test_service_rides_out_an_outage_longer_than_its_flush_timeout(
 def test_sigterm_while_the_broker_is_away_exits_within_the_grace(
     client: str, tmp_path: Path
 ) -> None:
-    with start_broker(tmp_path) as broker:
-        cfg = make_config(broker.bootstrap, session_timeout_ms=3000, client=client)
-        _publish(cfg, 20_000, seed=3)
-        log = tmp_path / "service.log"
-        with log.open("w") as out:
-            proc = _serve(cfg, tmp_path, out, "--service.checkpoint_records", "500",
-                          "--service.shutdown_grace", "4")  # fmt: skip
-            checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
-            _wait_for("no checkpoint", lambda: _checkpointed(checkpoint) > 0, proc, log, 90)
-            broker.stop()  # mid-stream: outputs are in flight
-            time.sleep(1.0)
-            kept = _checkpointed(checkpoint)
-            start = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-            took = time.monotonic() - start
-        text = log.read_text()
-        assert took < 4 + 2.0, text[-3000:]
-        assert "Traceback" not in text, text[-3000:]
-        assert proc.returncode in (0, 3), text[-3000:]
-        if proc.returncode == 3:  # outputs were waiting: the last checkpoint stands
-            assert "the last checkpoint stands" in text
-            assert _checkpointed(checkpoint) == kept
+    flags = ("--service.checkpoint_records", "500", "--service.shutdown_grace", "4")
+    checkpoint = tmp_path / "ckpt" / "checkpoint.pt"
+    with _running(client, tmp_path, 20_000, 3, *flags) as (broker, _, proc, log):
+        _wait_for("no checkpoint", lambda: _checkpointed(checkpoint) > 0, proc, log, 90)
+        broker.stop()  # mid-stream: outputs are in flight
+        time.sleep(1.0)
+        kept = _checkpointed(checkpoint)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        took = time.monotonic() - start
+    text = log.read_text()
+    assert took < 4 + 2.0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert proc.returncode in (0, 3), text[-3000:]
+    if proc.returncode == 3:  # outputs were waiting: the last checkpoint stands
+        assert "the last checkpoint stands" in text
+        assert _checkpointed(checkpoint) == kept

@@ -87,6 +87,24 @@ def test_a_resume_offset_beyond_the_end_follows_the_policy(
     assert source.commits[("in", 0)] == 120
 
 
+def test_a_reset_resume_offset_survives_a_lost_partition(tmp_path: Path) -> None:
+    """The reset says where the re-created topic starts; losing the partition (a group that
+    forgot the member when the broker came back) goes back to the checkpoint but keeps it."""
+    CheckpointStore(tmp_path, fingerprint="test").save(
+        _service(MemorySource("in", [[]]), MemorySink(), tmp_path / "x").pipeline.snapshot(),
+        {("in", 0): 500},
+    )
+    source, sink = MemorySource("in", _topic(120, partitions=1)), MemorySink()
+    service = _service(source, sink, tmp_path, lag_every_s=0.0)
+    source.subscribe(["in"], service)
+    service._tick()  # sees the end (120) below the resume offset (500): reset to 0
+    service.on_lost([("in", 0)])
+    service.on_assigned([("in", 0)])
+    assert source.position[("in", 0)] == 0
+    stats = service.run(idle_exit=0.01)
+    assert len(_answered(sink)) == 120 and stats.offset_resets == 1
+
+
 def test_a_resume_offset_beyond_the_end_with_policy_fail_stops(tmp_path: Path) -> None:
     CheckpointStore(tmp_path, fingerprint="test").save(
         _service(MemorySource("in", [[]]), MemorySink(), tmp_path / "x").pipeline.snapshot(),

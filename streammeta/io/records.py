@@ -76,6 +76,11 @@ class DeadLetter:
     offset: int
     index: int | None = None
 
+    @property
+    def position(self) -> tuple[str, int, int]:
+        """Where the message came from: ``(topic, partition, offset)``."""
+        return self.topic, self.partition, self.offset
+
     def headers(self) -> list[tuple[str, bytes]]:
         """The message headers for the dead-letter topic: ``streammeta.reason``, ``.error_type``,
         ``.error`` (the message), the source ``.topic``, ``.partition``, ``.offset`` and, for a

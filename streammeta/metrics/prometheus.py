@@ -398,9 +398,9 @@ class PrometheusSensor(Sensor):
                 self.lag.remove(topic, str(partition))
                 self._lag_series.discard((topic, str(partition)))
 
-    def on_trouble(self, reason: str | None) -> None:
-        self._trouble = reason
-        self.broker_up.set(0 if reason and reason.startswith("broker") else 1)
+    def on_health(self, reachable: bool, trouble: str | None) -> None:
+        self._trouble = trouble
+        self.broker_up.set(int(reachable))
 
     def on_output_failure(self, kind: str) -> None:
         self.output_failures.labels(kind).inc()

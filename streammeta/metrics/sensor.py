@@ -61,9 +61,9 @@ class Sensor:
     def on_lag(self, lag: Mapping[Partition, int]) -> None:
         """Records behind the high watermark, per assigned partition."""
 
-    def on_trouble(self, reason: str | None) -> None:
-        """The service cannot make progress for ``reason`` (broker unreachable, input topic
-        missing), or can again (``None``)."""
+    def on_health(self, reachable: bool, trouble: str | None) -> None:
+        """Whether a broker connection is up, and why the service cannot make progress
+        (broker unreachable, input topic missing), or ``None`` when it can again."""
 
     def on_output_failure(self, kind: str) -> None:
         """An output the broker refused for good (``kind``: prediction or dead_letter); it was

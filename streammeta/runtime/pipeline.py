@@ -15,7 +15,7 @@ track adaptation for both. Everything it holds round-trips through ``snapshot``/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,13 @@ class Step:
     task: np.ndarray  # segment id of each record
     boundary: np.ndarray  # bool: the record opened a new task
     model_version: int
+
+    def select(self, which: np.ndarray) -> Step:
+        """The records a boolean mask or an index array picks."""
+        return Step(**{
+            f.name: v[which] if isinstance(v := getattr(self, f.name), np.ndarray) else v
+            for f in fields(self)
+        })  # fmt: skip
 
 
 class Pipeline:

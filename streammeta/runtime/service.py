@@ -146,15 +146,15 @@ class Service(RebalanceListener):
         self._backoff = Backoff()
         self._retry_at = 0.0  # no checkpoint attempt before (after one the broker held up)
         self._lag_read = 0.0
-        self._lag: dict[Partition, int] = {}
         self._trouble: str | None = None
         self._trouble_since = 0.0
         self._trouble_said = RateLimited(REPEAT_S)
         self._topic_checked = 0.0
+        self._topic_missing = False
         self._waiting_since = time.monotonic()
         self._boundaries = RateLimited(REPEAT_S)
         self._progress = Progress(progress_seconds, time.monotonic())
-        self._messages: dict[tuple[str, int, int], RawMessage] = {}  # of the batch in hand
+        self._batch: list[RawMessage] = []  # the messages being processed
         self._initial = pipeline.snapshot()  # what a rewind with no checkpoint goes back to
         self._restore()
 
@@ -382,30 +382,31 @@ class Service(RebalanceListener):
         if now - self._lag_read < self.lag_every_s:
             return
         self._lag_read = now
-        self._lag = self.source.lag()
-        self.sensor.on_lag(self._lag)
+        lags = self.source.lag()
+        self.sensor.on_lag(lags)
         self._check_ends(self.source.assignment())
         self._health(now)
         if self._progress.due(now):
-            lag = sum(self._lag.values()) if self._lag else None
+            lag = sum(lags.values()) if lags else None
             tasks = int(self.pipeline.tracker.closed_total)
             log.info("%s", self._progress.line(now, lag, self.stats.dead, tasks))
 
     def _health(self, now: float) -> None:
         """Say when the broker goes away or the input topic is missing, and when that ends
-        (logs, and ``/readyz`` through the sensor)."""
+        (logs, and ``/readyz`` and ``streammeta_broker_reachable`` through the sensor). Whether
+        the topic exists is asked only while nothing is assigned, at most every 10 s."""
+        reachable = self.source.reachable()
+        if self.source.assignment():
+            self._waiting_since, self._topic_missing = now, False
+        elif reachable and now - self._waiting_since > 5.0 and now - self._topic_checked > 10.0:
+            self._topic_checked = now
+            self._topic_missing = not self.source.partitions(self.input_topic)
         trouble = None
-        if not self.source.reachable():
+        if not reachable:
             why = self.source.last_error or "no connection"
             trouble = f"broker unreachable ({why}): retrying with backoff"
-        elif self.source.assignment():
-            self._waiting_since = now
-        elif now - self._waiting_since > 5.0 and now - self._topic_checked > 10.0:
-            self._topic_checked = now
-            if not self.source.partitions(self.input_topic):
-                trouble = f"input topic {self.input_topic!r} does not exist: waiting for it"
-        elif self._trouble is not None and "does not exist" in self._trouble:
-            trouble = self._trouble  # checked every 10 s only
+        elif self._topic_missing:
+            trouble = f"input topic {self.input_topic!r} does not exist: waiting for it"
         if trouble != self._trouble:
             if trouble is None:
                 log.info("%s: over after %.0f s", self._trouble, now - self._trouble_since)
@@ -414,7 +415,7 @@ class Service(RebalanceListener):
                 self._trouble_since = now
                 self._trouble_said.ready(now)  # the next reminder comes an interval later
             self._trouble = trouble
-            self.sensor.on_trouble(trouble)
+            self.sensor.on_health(reachable, trouble)
         elif trouble is not None and self._trouble_said.ready(now):
             log.warning("%s (for %.0f s now)", trouble, now - self._trouble_since)
 
@@ -475,14 +476,16 @@ class Service(RebalanceListener):
     def process(self, messages: list[RawMessage]) -> Step | None:
         """One polled batch: skip what was learned before, decode, learn, produce."""
         self.stats.polled += len(messages)
-        self._check_ends({(m.topic, m.partition) for m in messages})
-        fresh = [m for m in messages if m.offset >= self.offsets.get((m.topic, m.partition), 0)]
+        fresh = self._fresh(messages)
+        if len(fresh) < len(messages):  # learned before, or a topic that starts again lower
+            self._check_ends({(m.topic, m.partition) for m in messages})
+            fresh = self._fresh(messages)
         self.stats.skipped += len(messages) - len(fresh)
         step = None
         if fresh:
             for m in fresh:
                 self._first_seen.setdefault((m.topic, m.partition), m.offset)
-            self._messages = {(m.topic, m.partition, m.offset): m for m in fresh}
+            self._batch = fresh
             decoded = self.decoder.decode(fresh)
             self._dead_letters(decoded.dead)
             if len(decoded.records):
@@ -490,8 +493,12 @@ class Service(RebalanceListener):
             for tp, nxt in decoded.next_offsets.items():
                 self.offsets[tp] = max(self.offsets.get(tp, 0), nxt)
             self._since_checkpoint += len(fresh)
-            self._messages = {}
+            self._batch = []
         return step
+
+    def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
+        """The messages at or past their partition's resume offset."""
+        return [m for m in messages if m.offset >= self.offsets.get((m.topic, m.partition), 0)]
 
     def _dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         """Produce ``dead`` to the dead-letter topic, each cut to fit the broker; one the broker
@@ -505,8 +512,7 @@ class Service(RebalanceListener):
             except TransientKafkaError:
                 raise
             except KafkaIOError as exc:
-                where = (letter.topic, letter.partition, letter.offset)
-                self._output_failed("dead_letter", where, exc)
+                self._output_failed("dead_letter", letter.position, exc)
         reasons = Counter(letter.reason for letter in dead)
         for reason, n in reasons.items():
             self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + n
@@ -555,33 +561,47 @@ class Service(RebalanceListener):
     def _emit(self, r: Records, step: Step) -> None:
         """Produce the micro-batch's predictions (strict JSON, keyed to keep each input
         partition's order); one the broker refuses for good becomes a dead letter."""
-        pairs = encode_predictions(
-            r,
-            y_hat=step.y_hat,
-            proba=step.proba,
-            loss=step.loss,
-            task=step.task,
-            boundary=step.boundary,
-            model_version=step.model_version,
-            labels=self.decoder.labels,
-        )
-        for i, (key, value) in enumerate(pairs):
+        for i, pair in enumerate(self._encode(r, step)):
+            if pair is None:
+                continue
+            key, value = pair
             try:
                 self.sink.produce(self.output_topic, value, key)
             except TransientKafkaError:
                 raise
             except KafkaIOError as exc:
-                one = r.select(np.array([i]))
-                where = (str(one.topic[0]), int(one.partition[0]), int(one.offset[0]))
-                self._output_failed("prediction", where, exc)
-                self._dead_letters([self._record_dead(one, "unproducible", exc)])
+                letter = self._record_dead(r.select(np.array([i])), "unproducible", exc)
+                self._output_failed("prediction", letter.position, exc)
+                self._dead_letters([letter])
                 continue
             self.stats.predictions += 1
+
+    def _encode(self, r: Records, step: Step) -> Sequence[tuple[bytes, bytes] | None]:
+        """The ``(key, value)`` of each record's prediction; ``None`` for a record whose
+        prediction cannot be encoded, which becomes a dead letter (``processing_error``)."""
+        try:
+            return encode_predictions(
+                r,
+                y_hat=step.y_hat,
+                proba=step.proba,
+                loss=step.loss,
+                task=step.task,
+                boundary=step.boundary,
+                model_version=step.model_version,
+                labels=self.decoder.labels,
+            )
+        except Exception as exc:  # a bug one record's values trip: keep it to that record
+            if len(r) > 1:
+                alone = [np.array([i]) for i in range(len(r))]
+                return [pair for i in alone for pair in self._encode(r.select(i), step.select(i))]
+            log.warning("record %s: its prediction cannot be encoded: %s", r.id[0], exc)
+            self._dead_letters([self._record_dead(r, "processing_error", exc)])
+            return [None]
 
     def _record_dead(self, r: Records, reason: str, exc: Exception) -> DeadLetter:
         """The dead letter of the one record in ``r``, with its original message bytes."""
         where = (str(r.topic[0]), int(r.partition[0]), int(r.offset[0]))
-        m = self._messages.get(where)
+        m = next((m for m in self._batch if (m.topic, m.partition, m.offset) == where), None)
         index = int(r.index[0])
         return DeadLetter(
             m.value if m is not None else None,

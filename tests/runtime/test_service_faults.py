@@ -8,12 +8,14 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 from streammeta.io.base import DeliveryError, KafkaIOError, TransientKafkaError
+from streammeta.io.records import Records
 from streammeta.metrics.prometheus import PrometheusSensor
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Batch, Step
@@ -57,7 +59,7 @@ def test_a_rewind_needs_no_broker(tmp_path: Path) -> None:
     def away(*_: object) -> dict[tuple[str, int], int | None]:
         raise TransientKafkaError("fetch committed offsets: broker away")
 
-    source.committed = away  # type: ignore[method-assign]
+    source.committed = away  # type: ignore[method-assign,assignment]
     for _ in range(3):
         service._process_or_rewind(source.poll(64, 0))
     sink.fail_flushes = 1
@@ -162,6 +164,31 @@ def test_a_record_the_learner_raises_on_is_a_dead_letter(tmp_path: Path) -> None
     value, _, headers = sink.sent["dlq"][0]
     assert json.loads(value)["x"] == [42.0]
     assert dict(headers)["streammeta.offset"] == b"42"
+    assert len(_answered(sink)) == 100
+
+
+def test_a_prediction_that_cannot_be_encoded_is_a_dead_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encoder raising on one record's values (a bug): that record alone is a dead
+    letter (``processing_error``), learned once like the rest of its micro-batch."""
+    from streammeta.runtime import service as service_module
+
+    encode = service_module.encode_predictions
+
+    def fragile(records: Records, **columns: Any) -> list[tuple[bytes, bytes]]:
+        if (records.x == 42.0).any():
+            raise ValueError("cannot encode 42")
+        return encode(records, **columns)
+
+    monkeypatch.setattr(service_module, "encode_predictions", fragile)
+    values = [json.dumps({"x": [float(i)], "y": 0.0}).encode() for i in range(100)]
+    source, sink = MemorySource("in", [values]), MemorySink()
+    service = _service(source, sink, tmp_path, micro_batch=16)
+    stats = service.run(idle_exit=0.01)
+    assert stats.dead_letters == {"processing_error": 1} and stats.predictions == 99
+    assert service.pipeline.records == 100  # nothing learned twice by the retry
+    assert dict(sink.sent["dlq"][0][2])["streammeta.offset"] == b"42"
     assert len(_answered(sink)) == 100
 
 

@@ -36,7 +36,7 @@ from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.metrics.adaptation import loss_curve, window_mean
-from streammeta.metrics.tracker import AdaptationTracker
+from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
 from streammeta.runtime.prequential import run_prequential
 
 __all__ = ["LEARNERS", "AdaptationPlan", "run_adaptation"]
@@ -239,7 +239,6 @@ def _score(
 
 
 _RECOVERY = ("recovery_samples_median", "recovery_censored_fraction", "post_boundary_loss")
-_DETECTION = ("detection_delay_median", "detected_fraction", "false_alarms_per_10k")
 
 
 def _recovery(
@@ -278,16 +277,16 @@ def _recovery(
 def _detection(stream: _Stream, found: np.ndarray | None) -> dict[str, Any]:
     """How the learner's own boundaries (after the warm-up) match the true switches."""
     if found is None:
-        return {**dict.fromkeys(_DETECTION), "boundaries_detected": None}
+        return {**dict.fromkeys(DETECTION_FIGURES), "boundaries_detected": None}
     found = found[found >= stream.warm] - stream.warm
     if not stream.known_switches:
-        return {**dict.fromkeys(_DETECTION), "boundaries_detected": len(found)}
+        return {**dict.fromkeys(DETECTION_FIGURES), "boundaries_detected": len(found)}
     tracker = AdaptationTracker()
     truth = stream.switches[stream.switches >= stream.warm] - stream.warm
     n = len(stream.chunk) - stream.warm
     tracker.update(np.zeros(n), boundaries=found.tolist(), true_switches=truth.tolist())
     tracker.finish()
-    return {**_pick(tracker.summary(), _DETECTION), "boundaries_detected": len(found)}
+    return {**_pick(tracker.summary(), DETECTION_FIGURES), "boundaries_detected": len(found)}
 
 
 def _pick(summary: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:

@@ -338,11 +338,7 @@ def _report(
     summary["learned_optimizer"] = learned
     summary["stopped"] = view.stopped
     summary["detection"] = detection(service, sensor)
-    summary["adaptation"] = service.pipeline.status()
-    # the trackers count every boundary as an alarm when no concept is known: the sensor's
-    # figure replaces theirs, so that the file says what /metrics says
-    for figures in (summary["adaptation"]["meta"], summary["adaptation"].get("baseline", {})):
-        figures["false_alarms_per_10k"] = summary["detection"]["false_alarms_per_10k"]
+    summary["adaptation"] = service.pipeline.status()  # detection figures null without concept
     summary["service"] = {
         "dead_letters": service.stats.dead_letters,
         "checkpoints": service.stats.checkpoints,

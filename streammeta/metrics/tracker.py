@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AdaptationTracker", "BoundaryStats"]
+__all__ = ["DETECTION_FIGURES", "AdaptationTracker", "BoundaryStats"]
+
+#: The figures of :meth:`AdaptationTracker.summary` that need the true switches (the records'
+#: concept): without them they are unknown, not measured.
+DETECTION_FIGURES = ("detection_delay_median", "detected_fraction", "false_alarms_per_10k")
 
 
 @dataclass

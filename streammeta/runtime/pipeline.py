@@ -24,7 +24,7 @@ import torch
 from streammeta.config import Config
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
-from streammeta.metrics.tracker import AdaptationTracker
+from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
 from streammeta.segment.base import Segmenter
 
 __all__ = ["Batch", "Pipeline", "Step"]
@@ -167,19 +167,26 @@ class Pipeline:
         return values
 
     def status(self) -> dict[str, Any]:
-        """Live figures: records, tasks, adaptation of both learners and the speedup."""
-        mine = self.tracker.summary()
+        """Live figures: records, tasks, adaptation of both learners and the speedup. Detection
+        figures (delay, detected fraction, false alarms) are NaN, unknown, unless the records
+        carried their true concept: without it every boundary would count as a false alarm."""
         out: dict[str, Any] = {
             "records": self.records,
             "task": self.segmenter.task_id,
             "model_version": self.learner.model_version,
-            "meta": mine,
+            "meta": self._summary(self.tracker),
             "learned": self.learner.describe(),
         }
         if self.baseline is not None:
-            out["baseline"] = self.baseline_tracker.summary()
+            out["baseline"] = self._summary(self.baseline_tracker)
             out["speedup"] = self.tracker.speedup(self.baseline_tracker)
         return out
+
+    def _summary(self, tracker: AdaptationTracker) -> dict[str, float]:
+        figures = tracker.summary()
+        if not self.knows_concept:
+            figures.update(dict.fromkeys(DETECTION_FIGURES, float("nan")))
+        return figures
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -122,3 +122,20 @@ def test_the_records_concept_gives_true_switches_for_detection_delay() -> None:
     restored.restore(pipe.snapshot())
     assert restored._switches(np.array([6, 6], dtype=object)) == []  # the last concept: 6
     assert restored._switches(np.array([None, 7], dtype=object)) == [1]
+
+
+def test_detection_figures_are_unknown_without_the_true_concept() -> None:
+    """Without a concept every boundary would count as a false alarm: unknown (NaN), not a rate;
+    with it, the tracker's counts stand."""
+    pipe = _pipeline()
+    for batch in _batches("sinusoid", 400, 32):
+        pipe.process(batch)
+    status = pipe.status()
+    assert status["meta"]["boundaries"] > 0
+    for learner in ("meta", "baseline"):
+        assert np.isnan(status[learner]["false_alarms_per_10k"])
+        assert np.isnan(status[learner]["detected_fraction"])
+    told = _pipeline()
+    for batch in _batches("sinusoid", 400, 32):
+        told.process(dataclasses.replace(batch, concept=batch.task))
+    assert told.status()["meta"]["false_alarms_per_10k"] == 0.0

@@ -154,7 +154,7 @@ class _Stderr(logging.StreamHandler[TextIO]):
 
     @stream.setter
     def stream(self, _: TextIO) -> None:
-        pass
+        """Ignored: ``StreamHandler.__init__`` assigns a stream, and this one never keeps one."""
 
 
 _HANDLER = "streammeta"  # the name of the handler setup_logging installs

@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 OUT    ?= bench-out
 
-.PHONY: setup demo test lint prometheus-tools bench bench-quick dashboard clean
+.PHONY: setup demo test lint prometheus-tools peers bench bench-quick dashboard clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,17 @@ prometheus-tools:
 test: lint prometheus-tools
 	$(PY) -m pytest
 
-bench: setup
+# deep-river, a benchmark peer that pins river < 0.26: installed into an overlay directory that
+# only its own process reads (never a dependency); the benchmarks run without it if this fails
+peers: setup
+	-$(PY) -m streammeta.bench.deep_river
+
+bench: setup peers
 	$(VENV)/bin/streammeta bench adaptation --out $(OUT)/adaptation
+	$(VENV)/bin/streammeta bench batch-sizes --out $(OUT)/batch-sizes
 	$(VENV)/bin/streammeta bench throughput --out $(OUT)/throughput
 
-bench-quick: setup
+bench-quick: setup peers
 	$(VENV)/bin/streammeta bench adaptation --quick --out $(OUT)/adaptation-quick
 
 # the dashboard's main panels from a real Prometheus scraping a 180 s demo (docs/dashboard.png)

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from streammeta.bench.adaptation import LEARNERS
+from streammeta.bench.adaptation import DEFAULT_LEARNERS, LEARNERS
+from streammeta.bench.batch_sizes import DEFAULT_STREAMS as BATCH_STREAMS
+from streammeta.bench.batch_sizes import SIZES
 from streammeta.bench.streams import STREAMS
 from streammeta.config import (
     SECRETS_FIX,
@@ -32,6 +34,7 @@ _SECTIONS = {
     "demo": ("learner", "stream", "segment", "kafka", "service", "demo", "metrics", "log"),
     "run": ("learner", "segment", "kafka", "service", "metrics", "log"),
     "adaptation": ("learner", "segment"),
+    "batch-sizes": ("learner", "segment"),
     "throughput": ("learner", "segment", "kafka", "service"),
     "crash": (),
     "fuzz": (),
@@ -211,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(demo, _SECTIONS["demo"])
 
     bench = sub.add_parser(
-        "bench", help="adaptation, throughput, crash, fuzz and dashboard benchmarks"
+        "bench", help="adaptation, batch-sizes, throughput, crash, fuzz and dashboard benchmarks"
     )
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     ad = kinds.add_parser(
@@ -220,7 +223,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs the meta-learner variants, the baselines and river's adaptive models "
         "prequentially on the same seeded records of each stream (micro-batch K=10). streammeta's "
         "learners cut the stream into tasks with the [segment] detector (ADWIN by default); "
-        "'@oracle' learners are told the true switches. Writes results.json, results.md (the "
+        "'@oracle' learners are told the true switches, '@meta_off' ones do not meta-learn; "
+        "deep_river runs where its overlay is installed (make peers). Writes results.json, "
+        "results.md (the "
         "targets and one table per stream) and one PNG per stream.",
     )
     ad.add_argument(
@@ -229,14 +234,52 @@ def _parser() -> argparse.ArgumentParser:
         help="stream name(s), comma-separated, from: " + ", ".join(STREAMS) + " (default: all)",
     )
     ad.add_argument("--quick", action="store_true", help="a short run (12,000 records a stream)")
+    ad.add_argument(
+        "--records",
+        type=int,
+        help="records a stream (default 60,000; 12,000 with --quick), in whole tasks of the "
+        "stream's length, at least 6",
+    )
     _add_out(ad)
     ad.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     ad.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
     ad.add_argument(
         "--learners",
-        help="comma-separated subset of: " + ", ".join(LEARNERS) + " (default: all)",
+        help="comma-separated learners, or 'all', from: "
+        + ", ".join(LEARNERS)
+        + " (default: "
+        + ", ".join(DEFAULT_LEARNERS)
+        + ")",
     )
     _add_config_flags(ad, _SECTIONS["adaptation"])
+    bs = kinds.add_parser(
+        "batch-sizes",
+        help="the default learner and online_adam at micro-batches 1/10/64/256: same quality?",
+        description="Runs the default learner (with the [segment] detector) and online_adam "
+        "prequentially on the same seeded records of each stream at every micro-batch size, "
+        "and checks that each size's accuracy stays within 2 points (MSE within 10%%) of the "
+        "best size's, counting the records after the first 20%%. Writes results.json and "
+        "results.md (a table per stream: score and records/s per size).",
+    )
+    bs.add_argument(
+        "--stream",
+        default=",".join(BATCH_STREAMS),
+        help="stream name(s), comma-separated, from: "
+        + ", ".join(STREAMS)
+        + " (default: "
+        + ",".join(BATCH_STREAMS)
+        + ")",
+    )
+    bs.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="micro-batch sizes, comma-separated (default: " + ",".join(map(str, SIZES)) + ")",
+    )
+    bs.add_argument("--records", type=int, default=10_000, help="records a stream (default 10,000)")
+    _add_out(bs)
+    bs.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    bs.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
+    _add_config_flags(bs, _SECTIONS["batch-sizes"])
     th = kinds.add_parser(
         "throughput",
         help="records/s of the learner at batch 1/32/256 and ms per meta-update",
@@ -567,8 +610,15 @@ def _bench(config: Any, args: argparse.Namespace) -> int:
         from streammeta.bench.adaptation import AdaptationPlan, run_adaptation
 
         streams = tuple(s.strip() for s in args.stream.split(",") if s.strip())
-        plan_kw: dict[str, Any] = {"streams": streams, "workers": args.workers, "seed": args.seed}
-        if args.learners:
+        plan_kw: dict[str, Any] = {
+            "streams": streams,
+            "workers": args.workers,
+            "seed": args.seed,
+            "records": args.records,
+        }
+        if args.learners == "all":
+            plan_kw["learners"] = tuple(LEARNERS)
+        elif args.learners:
             plan_kw["learners"] = tuple(n.strip() for n in args.learners.split(",") if n.strip())
         try:
             plan = AdaptationPlan(quick=args.quick, **plan_kw)
@@ -576,6 +626,35 @@ def _bench(config: Any, args: argparse.Namespace) -> int:
             print(f"streammeta: {exc}", file=sys.stderr)
             return 2
         run_adaptation(plan, config.learner, args.out, segment=config.segment)
+        print(f"results: {args.out / 'results.json'}")
+    elif args.bench == "batch-sizes":
+        from streammeta.bench.batch_sizes import check_plan, run_batch_sizes
+
+        streams = tuple(s.strip() for s in args.stream.split(",") if s.strip())
+        words = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        if not all(w.isdigit() for w in words):
+            print(
+                f"streammeta: --sizes {args.sizes!r}: give whole numbers, comma-separated "
+                "(e.g. 1,10,64,256)",
+                file=sys.stderr,
+            )
+            return 2
+        sizes = tuple(map(int, words))
+        try:
+            check_plan(streams, sizes, args.records, args.workers)
+        except ValueError as exc:
+            print(f"streammeta: {exc}", file=sys.stderr)
+            return 2
+        run_batch_sizes(
+            streams,
+            cfg=config.learner,
+            out=args.out,
+            sizes=sizes,
+            records=args.records,
+            seed=args.seed,
+            segment=config.segment,
+            workers=args.workers,
+        )
         print(f"results: {args.out / 'results.json'}")
     elif args.bench == "dashboard":
         from streammeta.bench.dashboard import run_dashboard

@@ -10,10 +10,10 @@ as one :class:`ConfigError` that names the key, the value, where it came from an
 >>> cfg.learner.meta_lr, cfg.learner.hidden, cfg.stream.name
 (0.003, (64, 64), 'sinusoid')
 >>> try:
-...     load_config(env={}, overrides={"learner.optimizer": "adam"})
+...     load_config(env={}, overrides={"learner.optimizer": "rms"})
 ... except ConfigError as exc:
-...     print(exc)
-learner.optimizer = 'adam' (from flag learner.optimizer): must be one of 'metasgd', 'lopt', 'sgd'
+...     print(exc)  # doctest: +ELLIPSIS
+learner.optimizer = 'rms' (from flag learner.optimizer): must be one of 'metasgd', 'lopt', ...
 """
 
 import dataclasses
@@ -57,9 +57,12 @@ __all__ = [
 ENV_PREFIX = "STREAMMETA_"
 #: ``STREAMMETA_*`` variables that are not fields: ``STREAMMETA_CONFIG`` is the TOML file path;
 #: the Kafka passwords are secrets (see :class:`KafkaConfig`).
-ENV_IGNORED = frozenset(
-    {"STREAMMETA_CONFIG", "STREAMMETA_KAFKA_SASL_PASSWORD", "STREAMMETA_KAFKA_SSL_KEY_PASSWORD"}
-)
+ENV_IGNORED = frozenset({
+    "STREAMMETA_CONFIG",
+    "STREAMMETA_KAFKA_SASL_PASSWORD",
+    "STREAMMETA_KAFKA_SSL_KEY_PASSWORD",
+    "STREAMMETA_DEEP_RIVER",  # the deep-river peer's overlay (streammeta.bench.deep_river)
+})  # fmt: skip
 #: Stream generators ``stream.name`` may pick; grows as streams are added.
 
 #: Where passwords go instead of a configuration key or a flag (whose value would be printed).
@@ -204,8 +207,10 @@ class LearnerConfig(_Section):
     algorithm: Literal["maml", "fomaml", "reptile", "ftml", "protonet"] = _f(
         "maml", "meta-learning algorithm for the initialization"
     )
-    optimizer: Literal["metasgd", "lopt", "sgd"] = _f(
-        "metasgd", "inner optimizer: Meta-SGD per-parameter LRs, learned optimizer net, plain SGD"
+    optimizer: Literal["metasgd", "lopt", "adam", "sgd"] = _f(
+        "metasgd",
+        "inner optimizer: Meta-SGD per-parameter LRs or a learned optimizer net (both on Adam's "
+        "direction), fixed Adam, plain SGD",
     )
     hidden: tuple[int, ...] = _f((40, 40), "MLP hidden layer widths", ge=1)
     layer_norm: bool = _f(False, "layer norm after each hidden layer")
@@ -217,7 +222,9 @@ class LearnerConfig(_Section):
     feature_names: tuple[str, ...] = _f(
         (), "order of named features when x is an object (default: the first record's order)"
     )
-    inner_lr: float = _f(0.01, "initial inner-loop step size", gt=0)
+    inner_lr: float = _f(
+        0.01, "initial inner-loop step size (Adam's, per support_size records)", gt=0
+    )
     meta_lr: float = _f(0.001, "learning rate of the meta-update", gt=0)
     meta_batch: int = _f(16, "tasks per meta-update", ge=1)
     inner_steps: int = _f(2, "inner steps unrolled in meta-training", ge=1)
@@ -234,8 +241,18 @@ class LearnerConfig(_Section):
         "auto", "torch device; auto picks CUDA when present"
     )
     seed: int = _f(0, "random seed of the learner")
-    baseline: Literal["none", "online_sgd", "reset_sgd", "finetune"] = _f(
-        "online_sgd", "shadow baseline run beside the meta-learner"
+    meta_train: bool = _f(
+        True, "meta-train the initialization and the optimizer online (false freezes them)"
+    )
+    standardize: bool = _f(
+        True, "standardize features (and regression targets) online inside the learner"
+    )
+    scale_horizon: int = _f(
+        10_000, "records the standardization's running mean and variance follow", ge=1
+    )
+    baseline: Literal["none", "online_adam", "online_sgd", "reset_sgd", "finetune"] = _f(
+        "online_adam",
+        "shadow baseline run beside the meta-learner (online_adam: Adam, never reset)",
     )
 
 

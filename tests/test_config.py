@@ -54,7 +54,7 @@ def test_defaults() -> None:
     assert cfg.learner.optimizer == "metasgd"
     assert cfg.learner.hidden == (40, 40)
     assert cfg.learner.meta_lr == 0.001
-    assert cfg.learner.baseline == "online_sgd"
+    assert cfg.learner.baseline == "online_adam"
     assert cfg.stream.name == "sinusoid" and cfg.stream.records == 200_000
     assert cfg.demo.duration == 30.0 and cfg.demo.out == "demo-out"
     assert cfg.metrics.port == 0 and cfg.metrics.host == "127.0.0.1"  # loopback unless told
@@ -151,10 +151,10 @@ def test_typed_override_values() -> None:
 
 
 def test_error_choice_names_key_value_source_and_choices() -> None:
-    (msg,) = _problems(env={"STREAMMETA_LEARNER__OPTIMIZER": "adam"})
+    (msg,) = _problems(env={"STREAMMETA_LEARNER__OPTIMIZER": "rmsprop"})
     assert msg == (
-        "learner.optimizer = 'adam' (from STREAMMETA_LEARNER__OPTIMIZER): "
-        "must be one of 'metasgd', 'lopt', 'sgd'"
+        "learner.optimizer = 'rmsprop' (from STREAMMETA_LEARNER__OPTIMIZER): "
+        "must be one of 'metasgd', 'lopt', 'adam', 'sgd'"
     )
 
 
@@ -229,14 +229,14 @@ def test_error_bad_file(tmp_path: Path) -> None:
 
 def test_all_errors_are_reported_together(tmp_path: Path) -> None:
     path = _write_toml(tmp_path / "c.toml", {"stream": {"name": "walk"}})
-    env = {"STREAMMETA_LEARNER__OPTIMIZER": "adam", "STREAMMETA_NOPE": "1"}
+    env = {"STREAMMETA_LEARNER__OPTIMIZER": "rmsprop", "STREAMMETA_NOPE": "1"}
     with pytest.raises(ConfigError) as info:
         load_config(path, env=env, overrides={"metrics.port": -1, "learner.meta_lr": "x"})
     problems = info.value.problems
     assert len(problems) == 5
     text = str(info.value)
     assert text.startswith("5 configuration problems:\n- ")
-    for part in ("stream.name = 'walk'", "STREAMMETA_NOPE", "learner.optimizer = 'adam'"):
+    for part in ("stream.name = 'walk'", "STREAMMETA_NOPE", "learner.optimizer = 'rmsprop'"):
         assert part in text
     assert "metrics.port = -1 (from flag metrics.port)" in text
     assert "learner.meta_lr = 'x' (from flag learner.meta_lr)" in text

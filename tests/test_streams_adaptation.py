@@ -217,25 +217,29 @@ def test_run_prequential_splits_batches_at_task_switches(first_task_is_new: bool
     res = run_prequential(
         learner, x, y, task, 5, on_batch=done.append, first_task_is_new=first_task_is_new
     )
-    # batches of 5 start at 0, 5, 10, 15; the switches at 7 and 17 split the 2nd and 4th
-    segments = [(0, 5), (5, 2), (7, 3), (10, 5), (15, 2), (17, 3)]
+    # batches of 5 start at 0, 5, 10, 15, each predicted whole first; the switches at 7 and
+    # 17 split the learning of the 2nd and 4th
     expected = [
+        ("predict", 0, 5),
         ("update", 0, 5),
+        ("predict", 5, 5),
         ("update", 5, 2),
-        ("begin", 7, 0),  # exactly at the record that opens task 1, before it is seen
+        ("begin", 7, 0),  # exactly at the record that opens task 1
         ("update", 7, 3),
+        ("predict", 10, 5),
         ("update", 10, 5),
+        ("predict", 15, 5),
         ("update", 15, 2),
         ("begin", 17, 0),
         ("update", 17, 3),
     ]
     if first_task_is_new:
-        expected.insert(0, ("begin", 0, 0))
+        expected.insert(1, ("begin", 0, 0))
     assert learner.calls == expected
     assert done == [5, 10, 15, 20]
-    # every record is predicted from the labels of the earlier segments only
+    # every record is predicted from the labels of the earlier batches only
     y_hat = np.concatenate(
-        [np.full(n, y[:s].mean() if s else 0.0, dtype=np.float32) for s, n in segments]
+        [np.full(5, y[:s].mean() if s else 0.0, dtype=np.float32) for s in range(0, 20, 5)]
     )
     np.testing.assert_allclose(res.y_hat, y_hat, rtol=1e-6)
     np.testing.assert_allclose(res.loss, (y_hat - y) ** 2, rtol=1e-6)

@@ -4,12 +4,16 @@ download): every task draws its records with replacement and sees the data under
 ``digits_rotated`` rotates sklearn's 8x8 digits by the task's angle, ``digits_permuted`` and
 ``image_segments`` (river's 2,310 image regions, 7 classes) relabel the classes by the task's
 permutation. Each task's concept is a seeded step away from the previous task's, so consecutive
-tasks always differ: by 30 to 330 degrees, or in the label of every class.
+tasks always differ: by 30 to 330 degrees, or in the label of every class. Features are the
+datasets' raw values (the learner standardizes online): pixels from 0 to 16, image regions in their
+own units (a centroid row of 11 to 251, an edge spread up to 1,386, a saturation in [0, 1]).
 
 >>> stream = RotatedDigits(task_length=4, seed=0)
 >>> chunk = stream.take(6)
 >>> chunk.x.shape, chunk.task.tolist(), stream.concept(1) != stream.concept(0)
 ((6, 64), [0, 0, 0, 0, 1, 1], True)
+>>> float(PermutedDigits(seed=0).take(500).x.max())
+16.0
 >>> sorted(PermutedImageSegments(seed=0).concept(0).tolist())
 [0, 1, 2, 3, 4, 5, 6]
 """
@@ -35,7 +39,7 @@ C = TypeVar("C")
 @cache
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     data = load_digits()
-    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+    return data.data.astype(np.float32), data.target.astype(np.int64)
 
 
 @cache
@@ -46,12 +50,12 @@ def _rotated_digits(angle: int) -> np.ndarray:
 
 @cache
 def _image_segments() -> tuple[np.ndarray, np.ndarray]:
-    """Features standardized over the dataset; labels are the sorted class names' ranks."""
+    """Raw features; labels are the sorted class names' ranks."""
     rows = list(datasets.ImageSegments())
     x = np.array([list(features.values()) for features, _ in rows])
     names = sorted({label for _, label in rows})
     y = np.array([names.index(label) for _, label in rows], dtype=np.int64)
-    return ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32), y
+    return x.astype(np.float32), y
 
 
 class ResampledStream(Stream, Generic[C]):
@@ -114,8 +118,8 @@ class ResampledStream(Stream, Generic[C]):
 
 
 class RotatedDigits(ResampledStream[int]):
-    """sklearn's digits (pixels scaled to [0, 1]), every image of a task rotated by the task's
-    angle, a multiple of 30 degrees (bilinear, corners filled with 0)."""
+    """sklearn's digits (raw pixels, 0 to 16), every image of a task rotated by the task's angle, a
+    multiple of 30 degrees (bilinear, corners filled with 0)."""
 
     name = "digits_rotated"
     n_features = 64
@@ -155,7 +159,7 @@ class _PermutedLabels(ResampledStream[np.ndarray]):
 
 
 class PermutedDigits(_PermutedLabels):
-    """sklearn's digits (pixels scaled to [0, 1]) under a new label permutation every task."""
+    """sklearn's digits (raw pixels, 0 to 16) under a new label permutation every task."""
 
     name = "digits_permuted"
     n_features = 64
@@ -166,8 +170,8 @@ class PermutedDigits(_PermutedLabels):
 
 
 class PermutedImageSegments(_PermutedLabels):
-    """river's ImageSegments (features standardized, classes ranked by name) under a new label
-    permutation every task."""
+    """river's ImageSegments (raw features, classes ranked by name) under a new label permutation
+    every task."""
 
     name = "image_segments"
     n_features = 18

@@ -67,37 +67,35 @@ def adaptation_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: the summary's columns after streammeta's own: the yardstick, then ARF
+_PEERS = ("online_adam", "deep_river", "river_logreg", "river_hat", "river_arf")
+
+
 def summary_table(results: dict[str, Any]) -> str:
-    """One row per stream: the default learner against online SGD, reset SGD and the most
-    accurate (or, for regression, lowest-loss) river model."""
+    """One row per stream: the prequential accuracy (classification) or MSE (regression) of the
+    default learner, told the switches and with meta-learning off, beside the yardstick's and
+    ARF's; then recovery samples against ``online_adam``'s and records/s."""
     lines = [
-        "| stream | default learner: loss | accuracy | recovery samples | switches detected | "
-        "delay | false alarms / 10k | records/s | online SGD: recovery | reset SGD: recovery "
-        "| best river model | its accuracy (loss) | its records/s |",
-        "|---|" + "---:|" * 9 + "---|---:|---:|",
+        "| stream | measure | streammeta | told switches | meta-learning off | "
+        + " | ".join(_PEERS)
+        + " | recovery: streammeta / online_adam | records/s: streammeta / online_adam |",
+        "|---|---|" + "---:|" * (len(_PEERS) + 5),
     ]
+
+    def f(row: dict[str, Any] | None, key: str) -> str:
+        return "-" if not row or row.get(key) is None else _fmt(row[key], key)
+
     for stream, entry in results["streams"].items():
-        rows = entry["learners"]
-        me = rows.get(entry["default_learner"], {})
-        river = {n: r for n, r in rows.items() if n.startswith("river_")}
-        best = min(  # highest accuracy; lowest loss where there is none (regression)
-            river,
-            key=lambda n: -(river[n]["prequential_accuracy"] or 0) or river[n]["prequential_loss"],
-            default=None,
-        )
-        b = river.get(best or "", {})
-
-        def f(row: dict[str, Any], key: str) -> str:
-            return "-" if row.get(key) is None else _fmt(row[key], key)
-
-        quality = f"{f(b, 'prequential_accuracy')} ({f(b, 'prequential_loss')})" if b else "-"
+        rows, default = entry["learners"], entry["default_learner"]
+        classes = entry["task"] == "classification"
+        key = "prequential_accuracy" if classes else "prequential_loss"
+        names = [default, f"{default}@oracle", f"{default}@meta_off", *_PEERS]
+        cells = " | ".join(f(rows.get(n), key) for n in names)
+        me, adam = rows.get(default), rows.get("online_adam")
         lines.append(
-            f"| {stream} | {f(me, 'prequential_loss')} | {f(me, 'prequential_accuracy')} | "
-            f"{f(me, 'recovery_samples_median')} | {f(me, 'detected_fraction')} | "
-            f"{f(me, 'detection_delay_median')} | {f(me, 'false_alarms_per_10k')} | "
-            f"{f(me, 'records_per_s')} | {f(rows.get('online_sgd', {}), 'recovery_samples_median')}"
-            f" | {f(rows.get('reset_sgd', {}), 'recovery_samples_median')} | {best or '-'} | "
-            f"{quality} | {f(b, 'records_per_s')} |"
+            f"| {stream} | {'accuracy' if classes else 'MSE'} | {cells} | "
+            f"{f(me, 'recovery_samples_median')} / {f(adam, 'recovery_samples_median')} | "
+            f"{f(me, 'records_per_s')} / {f(adam, 'records_per_s')} |"
         )
     return "\n".join(lines)
 
@@ -121,7 +119,8 @@ def adaptation_plots(
         lo, hi = c["window"]
         river = [n for n in c["loss"] if n.startswith("river_")]
         best_river = min(river, key=lambda n: float(np.nanmean(c["loss"][n])), default=None)
-        shown = [n for n in (default, "online_sgd", "reset_sgd", best_river) if n in c["loss"]]
+        peers = (default, "online_adam", "deep_river", best_river)
+        shown = [n for n in peers if n in c["loss"]]
         w = 25
         for name in shown:
             loss = np.asarray(c["loss"][name], dtype=float)

@@ -7,9 +7,15 @@ Hyperplane draws a new random hyperplane for every task (and drifts within it by
 ``ConceptDriftStream`` from the previous function to the next. A task's records depend on the seed
 and the task's ordinal alone.
 
+Features are the generators' raw values, unscaled (the learner standardizes online): SEA's in
+[0, 10], Hyperplane's in [0, 1], Agrawal's in their own units (``AGRAWAL_RANGES``: a salary of
+20,000 to 150,000, a house worth up to 1.2 million, an age of 20 to 80).
+
 >>> chunk = RiverSwitchingStream("sea", task_length=5, seed=0).take(12)
 >>> chunk.task.tolist(), chunk.x.shape, sorted(set(chunk.y.tolist())) <= [0, 1]
 ([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2], (12, 3), True)
+>>> bool(chunk.x.min() >= 0.0 and chunk.x.max() <= 10.0)  # SEA's raw features
+True
 >>> stream = AgrawalStream(seed=3)
 >>> stream.take(4).x.shape, stream.function(0), stream.function(1)
 ((4, 9), 3, 4)
@@ -85,7 +91,7 @@ class _RiverStream(Stream):
 
     @abstractmethod
     def _vector(self, x: dict[Any, Any]) -> list[float]:
-        """A record's features in [0, 1], in a fixed order."""
+        """A record's features as the generator draws them, in a fixed order."""
 
     def _draw(self, start: int, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.empty((len(task), self.n_features), dtype=np.float32)
@@ -124,7 +130,7 @@ class RiverSwitchingStream(_RiverStream):
 
     def _vector(self, x: dict[Any, Any]) -> list[float]:
         if self.kind == "sea":
-            return [x[k] / 10.0 for k in sorted(x)]  # SEA draws features from [0, 10]
+            return [x[k] for k in sorted(x)]
         if self.kind == "stagger":
             return [1.0 if x[k] == v else 0.0 for k in ("size", "color", "shape") for v in range(3)]
         return [x[k] for k in sorted(x)]
@@ -137,7 +143,7 @@ class AgrawalStream(_RiverStream):
     A task opens with river's ``ConceptDriftStream`` from the previous function to its own at width
     1, centred on the task's first record: that record follows either function with probability
     1/2, the next one the previous function with probability 0.018, the third 0.0003. Features are
-    min-max scaled to [0, 1] by ``AGRAWAL_RANGES``.
+    river's raw values, in the order and within the ranges of ``AGRAWAL_RANGES``.
     """
 
     name = "agrawal"
@@ -158,4 +164,4 @@ class AgrawalStream(_RiverStream):
         )
 
     def _vector(self, x: dict[Any, Any]) -> list[float]:
-        return [(x[k] - lo) / (hi - lo) for k, (lo, hi) in AGRAWAL_RANGES.items()]
+        return [x[k] for k in AGRAWAL_RANGES]

@@ -1,6 +1,6 @@
 """Benchmark streams: drifting data with known switch points, shared by the benchmarks, the demo
 and the tests. ``STREAMS`` names them all (the choices of ``stream.name``); ``make_stream`` builds
-one by name.
+one by name. Records carry raw values, as users send them: the learner standardizes online.
 
 >>> stream = SinusoidStream(task_length=3, seed=0)
 >>> chunk = stream.take(7)
@@ -10,6 +10,9 @@ one by name.
 2
 >>> make_stream("digits_rotated").task_length
 500
+>>> chunk = OffsetSinusoidStream(seed=0).take(1000)
+>>> bool(100 <= chunk.y.min() and chunk.y.max() <= 300 and chunk.x.max() > 400)
+True
 """
 
 from __future__ import annotations
@@ -21,10 +24,18 @@ from functools import partial
 import numpy as np
 
 from streammeta.bench.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
+from streammeta.bench.raw_streams import FriedmanStream, RawHyperplaneStream
 from streammeta.bench.river_streams import RIVER_STREAMS, AgrawalStream, RiverSwitchingStream
 from streammeta.bench.stream_base import Stream, StreamChunk
 
-__all__ = ["STREAMS", "SinusoidStream", "Stream", "StreamChunk", "make_stream"]
+__all__ = [
+    "STREAMS",
+    "OffsetSinusoidStream",
+    "SinusoidStream",
+    "Stream",
+    "StreamChunk",
+    "make_stream",
+]
 
 
 class SinusoidStream(Stream):
@@ -69,6 +80,19 @@ class SinusoidStream(Stream):
         return x, y
 
 
+class OffsetSinusoidStream(SinusoidStream):
+    """The sinusoid family in raw units, far from 0: ``y = 200 + 20 A sin(x / 100 + phi)``,
+    ``x ~ U[-500, 500]``, so ``y`` lies in [100, 300]. The same tasks and inputs as ``sinusoid``
+    with the same seed, ``x`` times 100 and ``y`` times 20 plus 200."""
+
+    name = "sinusoid_offset"
+    x_unit, y_offset, y_scale = 100.0, 200.0, 20.0
+
+    def _draw(self, start: int, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = super()._draw(start, task)
+        return x * np.float32(self.x_unit), (self.y_offset + self.y_scale * y).astype(np.float32)
+
+
 _MAKERS: dict[str, Callable[..., Stream]] = {
     "sinusoid": SinusoidStream,
     **{kind: partial(RiverSwitchingStream, kind) for kind in RIVER_STREAMS},
@@ -76,6 +100,9 @@ _MAKERS: dict[str, Callable[..., Stream]] = {
     "digits_rotated": RotatedDigits,
     "digits_permuted": PermutedDigits,
     "image_segments": PermutedImageSegments,
+    "sinusoid_offset": OffsetSinusoidStream,
+    "friedman": FriedmanStream,
+    "hyperplane_raw": RawHyperplaneStream,
 }
 
 STREAMS = tuple(_MAKERS)

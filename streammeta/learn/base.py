@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from streammeta.learn.scale import Standardizer
+
 __all__ = ["BatchResults", "Learner", "copy_state", "resolve_device"]
 
 
@@ -47,9 +49,17 @@ class Learner(BatchResults, ABC):
     boundary inside the batch is passed as an offset: the learner restarts there, mid-batch, so
     the records after it are predicted by the new task's weights. Subclasses implement
     ``_step`` (one segment of one task) and may hook ``_end_batch`` (once per micro-batch).
+
+    A learner that sets ``x_scaler`` (and, for regression, ``y_scaler``) learns in standard
+    units: features are standardized with statistics that include the batch (features are known
+    before labels), targets with statistics of the labels before the batch, which the batch's
+    labels join after it was learned. ``output``, ``prediction`` and ``loss`` are always in the
+    records' own units.
     """
 
     name: str = "learner"
+    x_scaler: Standardizer | None = None
+    y_scaler: Standardizer | None = None  # squared-error regression only
 
     def update(
         self,
@@ -65,6 +75,9 @@ class Learner(BatchResults, ABC):
         cuts = sorted(set(boundaries))
         if cuts and (cuts[0] < 0 or cuts[-1] >= n):
             raise ValueError(f"boundaries={list(boundaries)!r}: offsets must lie in 0..{n - 1}")
+        user_y = y
+        first = self.first_targets(user_y, labelled)
+        x, y = self.model_features(x, observe=True), self.model_targets(y)
         edges = [0, *(c for c in cuts if c > 0), n]
         if len(edges) == 2:
             if cuts:
@@ -83,14 +96,69 @@ class Learner(BatchResults, ABC):
                 outs.append(self._out)
                 losses.append(self._loss)
             self._out, self._loss = torch.cat(outs), torch.cat(losses)
+        self._out, self._loss = self.user_units(self._out, self._loss, user_y)
+        if not first:
+            self.observe_targets(user_y, labelled)
         self._end_batch()
 
     def predict(self, x: Tensor, y: Tensor | None = None) -> None:
         """Predict ``x`` with the current fast weights and learn nothing; ``output``, ``loss``
         and ``prediction`` read as after ``update``, and ``drift_signal`` reads what a segmenter
         judges before the learner learns the batch (with the boundaries it found)."""
-        self._out, self._loss = self._predict(x, y)
-        self._probe_out, self._probe_loss = self._probe(x, y)
+        xm, ym = self.model_features(x, observe=False), self.model_targets(y)
+        self._out, self._loss = self.user_units(*self._predict(xm, ym), y)
+        self._probe_out, self._probe_loss = self.user_units(*self._probe(xm, ym), y)
+
+    def records_to_step(self) -> int | None:
+        """Labelled records until the learner's next inner step; ``None``: it learns from
+        every batch as it comes."""
+        return None
+
+    def model_features(self, x: Tensor, *, observe: bool) -> Tensor:
+        """``x`` as the model sees it (standardized where this learner standardizes)."""
+        if self.x_scaler is None:
+            return x
+        x = x.to(self.x_scaler.mean.device, non_blocking=True)
+        if observe:
+            self.x_scaler.observe(x)
+        elif self.x_scaler.count == 0:  # nothing observed yet: the batch's own statistics
+            own = Standardizer(x.shape[1], clip=self.x_scaler.clip, device=x.device)
+            own.observe(x)
+            return own(x)
+        return self.x_scaler(x)
+
+    def model_targets(self, y: Tensor | None) -> Tensor | None:
+        """``y`` in the model's units (standard units for a standardizing regressor)."""
+        if y is None or self.y_scaler is None:
+            return y
+        return self.y_scaler(y.to(self.y_scaler.mean.device, non_blocking=True))
+
+    def first_targets(self, y: Tensor | None, labelled: Tensor | None) -> bool:
+        """Before a batch is learned: with no target statistics yet, its labels make them
+        (a step on raw targets would leave their scale in the optimizer's moments). Whether
+        they did: then ``observe_targets`` must not count them again."""
+        first = self.y_scaler is not None and self.y_scaler.count == 0
+        if first:
+            self.observe_targets(y, labelled)
+        return first
+
+    def observe_targets(self, y: Tensor | None, labelled: Tensor | None) -> None:
+        """The labels of a batch just learned from join the target statistics."""
+        if self.y_scaler is None or y is None:
+            return
+        known = y if labelled is None else y[labelled.to(y.device)]
+        self.y_scaler.observe(known.to(self.y_scaler.mean.device))
+
+    def user_units(self, out: Tensor, loss: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Output and squared error (NaN where ``loss`` is) in the records' units, from the
+        model's; ``y`` in the records' units."""
+        if self.y_scaler is None or self.y_scaler.count == 0:
+            return out, loss
+        out = self.y_scaler.invert(out)
+        if y is None:
+            return out, loss
+        error = (out.squeeze(-1) - y.to(out.device, non_blocking=True)) ** 2
+        return out, torch.where(loss.isnan(), loss, error)
 
     def _probe(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
         """Output and loss a segmenter watches (default: the prediction's own)."""

@@ -1,6 +1,7 @@
-"""Baselines, run through the same ``Learner`` interface as the meta-learner: online SGD that
-never resets, SGD reset to a fresh random init at every boundary, and fine-tuning from a fixed
-init pre-trained on the start of the stream.
+"""Baselines, run through the same ``Learner`` interface as the meta-learner, on the same model
+in the same standard units: ``online_adam`` (Adam, never reset: the strongest plain learner and
+the yardstick), online SGD that never resets, SGD reset to a fresh random init at every
+boundary, and fine-tuning from a fixed init pre-trained on the start of the stream.
 
 >>> import torch
 >>> from streammeta.learn.model import MLP, FunctionalModel, Regression
@@ -14,31 +15,60 @@ torch.Size([4])
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from streammeta.learn.learner import FastWeightLearner
 from streammeta.learn.model import FunctionalModel, Params
-from streammeta.learn.optim import SGD
+from streammeta.learn.optim import SGD, Adam, InnerOptimizer
 
-__all__ = ["BASELINES", "FineTune", "OnlineSGD", "ResetSGD"]
+__all__ = ["BASELINES", "FineTune", "OnlineAdam", "OnlineSGD", "ResetSGD"]
 
 
-class OnlineSGD(FastWeightLearner):
-    """Plain online SGD: one step a batch, never reset at boundaries."""
+class _Plain(FastWeightLearner):
+    """A learner with a fixed inner optimizer (``optimizer(lr)``), nothing meta-learned."""
 
-    name = "online_sgd"
+    optimizer: Callable[[float], InnerOptimizer]
 
     def __init__(
         self,
         model: FunctionalModel,
         *,
         lr: float,
+        support_size: int = 10,
         device: str | torch.device = "cpu",
         seed: int = 0,
     ) -> None:
-        super().__init__(model, SGD(lr), device=device, seed=seed, name=self.name)
+        super().__init__(
+            model,
+            type(self).optimizer(lr),
+            support_size=support_size,
+            device=device,
+            seed=seed,
+            name=self.name,
+        )
+
+
+class OnlineAdam(_Plain):
+    """The plain learner a user would write: the same MLP on standardized features (and
+    targets), Adam, one step per ``support_size`` labelled records, never reset. Boundaries
+    change nothing in its state, not even Adam's moments."""
+
+    name = "online_adam"
+    optimizer = Adam
+
+    def begin_task(self) -> None:
+        """Nothing: a plain learner knows no tasks."""
+
+
+class OnlineSGD(_Plain):
+    """Plain online SGD: one step per ``support_size`` labelled records, never reset (at a
+    boundary only the anchor restarts)."""
+
+    name = "online_sgd"
+    optimizer = SGD
 
 
 class ResetSGD(OnlineSGD):
@@ -62,10 +92,11 @@ class FineTune(OnlineSGD):
         *,
         lr: float,
         pretrain_records: int = 1000,
+        support_size: int = 10,
         device: str | torch.device = "cpu",
         seed: int = 0,
     ) -> None:
-        super().__init__(model, lr=lr, device=device, seed=seed)
+        super().__init__(model, lr=lr, support_size=support_size, device=device, seed=seed)
         self.pretrain_records = pretrain_records
         self._seen = 0
         self._fixed: Params | None = None
@@ -87,4 +118,4 @@ class FineTune(OnlineSGD):
         self._fixed = {k: v.to(self.device) for k, v in state["fixed"].items()} or None
 
 
-BASELINES = ("online_sgd", "reset_sgd", "finetune")
+BASELINES = ("online_adam", "online_sgd", "reset_sgd", "finetune")

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
-from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
+from streammeta.learn.baselines import BASELINES, FineTune, OnlineAdam, OnlineSGD, ResetSGD
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Head, Regression
 from streammeta.learn.protonet import ProtoNetLearner
@@ -40,6 +41,8 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
             n_classes=cfg.n_classes,
             hidden=cfg.hidden,
             layer_norm=cfg.layer_norm,
+            standardize=cfg.standardize,
+            scale_horizon=cfg.scale_horizon,
             device=cfg.device,
             seed=cfg.seed,
             **training,
@@ -50,6 +53,9 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
         optimizer=cfg.optimizer,
         inner_lr=cfg.inner_lr,
         n_features=cfg.n_features,
+        meta_train=cfg.meta_train,
+        standardize=cfg.standardize,
+        scale_horizon=cfg.scale_horizon,
         device=cfg.device,
         seed=cfg.seed,
         **training,
@@ -58,16 +64,21 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
 
 def build_baseline(kind: str, cfg: LearnerConfig, *, pretrain_records: int = 1000) -> Learner:
     """A baseline by name, with the same model, learning rate, device and seed."""
-    model, device = build_model(cfg), cfg.device
+    model = build_model(cfg)
+    common: dict[str, Any] = {
+        "support_size": cfg.support_size,
+        "device": cfg.device,
+        "seed": cfg.seed,
+    }
+    if kind == "online_adam":
+        return OnlineAdam(model, lr=cfg.inner_lr, **common)
     if kind == "online_sgd":
-        return OnlineSGD(model, lr=cfg.inner_lr, device=device, seed=cfg.seed)
+        return OnlineSGD(model, lr=cfg.inner_lr, **common)
     if kind == "reset_sgd":
-        return ResetSGD(model, lr=cfg.inner_lr, device=device, seed=cfg.seed)
+        return ResetSGD(model, lr=cfg.inner_lr, **common)
     if kind == "finetune":
-        return FineTune(
-            model, lr=cfg.inner_lr, pretrain_records=pretrain_records, device=device, seed=cfg.seed
-        )
-    raise ValueError(f"baseline {kind!r}: must be one of 'online_sgd', 'reset_sgd', 'finetune'")
+        return FineTune(model, lr=cfg.inner_lr, pretrain_records=pretrain_records, **common)
+    raise ValueError(f"baseline {kind!r}: must be one of {', '.join(map(repr, BASELINES))}")
 
 
 def build_segmenter(cfg: SegmentConfig) -> Segmenter:

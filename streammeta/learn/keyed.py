@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.func import vmap
 
 from streammeta.learn.base import BatchResults, copy_state
+from streammeta.learn.inner import inner_step
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import Params
 from streammeta.learn.optim import State
@@ -117,12 +118,13 @@ class KeyedLearner(BatchResults):
 
     ``update(x, y, keys)`` predicts every record with its key's fast weights (prequential), lets
     each key's segmenter read that key's losses (or 0/1 errors), restarts the keys that opened a
-    task from the shared initialization, then takes one inner step per key on its labelled
-    records, all keys at once. The whole batch is predicted before any boundary applies: a
-    detector finds a boundary from the losses of the records it cuts, so they cannot be predicted
-    after it without reading their labels (``run_prequential`` reports the same first
-    prediction). The records after a key's last boundary in the batch make the restarted weights'
-    first step.
+    task from the shared initialization, then steps each key on its labelled records, a step per
+    full chunk of ``support_size`` as the wrapped learner steps one stream, all keys at once.
+    Features and targets are standardized with the wrapped learner's statistics, shared by all
+    keys. The whole batch is predicted before any boundary applies: a detector finds a boundary
+    from the losses of the records it cuts, so they cannot be predicted after it without reading
+    their labels. The records after a key's last boundary in the batch start the restarted
+    weights' first chunk.
 
     A key's open task is kept in its slot and stored in the shared task buffer as one closed task
     when it ends (at a boundary or an eviction), or once it holds the buffer's
@@ -152,6 +154,8 @@ class KeyedLearner(BatchResults):
         self.segmenter = segmenter
         self.device = learner.device
         self._forward = vmap(learner.model)
+        model, inner = learner.model, learner.inner
+        self._inner_step = vmap(lambda p, s, x, y: inner_step(model, inner, p, s, x, y))
         self._reset()
 
     def _reset(self) -> None:
@@ -165,6 +169,10 @@ class KeyedLearner(BatchResults):
             rows, buffer.max_records, dtype=buffer.target_dtype, device=self.device
         )
         self._task_len = np.zeros(rows, dtype=np.int64)  # host side: read without a device sync
+        k = self.learner.support_size  # each key's records waiting for its next inner step
+        self._pend_x = torch.zeros(rows, k, buffer.n_features, device=self.device)
+        self._pend_y = torch.zeros(rows, k, dtype=buffer.target_dtype, device=self.device)
+        self._pend_n = np.zeros(rows, dtype=np.int64)
         self._slots: OrderedDict[str, int] = OrderedDict()  # least recently used first
         self._segmenters: dict[int, Segmenter] = {}
         self._evicted = 0
@@ -197,35 +205,39 @@ class KeyedLearner(BatchResults):
         lab = np.full(n, y is not None)
         if labelled is not None and y is not None:
             lab = labelled.cpu().numpy().astype(bool)
-        x = x.to(self.device, non_blocking=True)
+        learner = self.learner
+        user_y = y
+        first = learner.first_targets(user_y, None if labelled is None else labelled.bool())
+        x = learner.model_features(x.to(self.device, non_blocking=True), observe=True)
         mask = torch.from_numpy(lab).to(self.device, non_blocking=True)
-        target = self.learner.model.head.target_dtype
+        target = learner.model.head.target_dtype
         # placeholders of unlabelled rows (NaN, -1) stay out of the loss
         ys = torch.zeros(n, dtype=target, device=self.device)
         if y is not None:
-            ys = torch.where(mask, y.to(self.device, non_blocking=True), ys)
+            ys = torch.where(mask, learner.model_targets(y.to(self.device)), ys)  # type: ignore[arg-type]
         slots = torch.from_numpy(lay.slots).to(self.device, non_blocking=True)
         params = {k: v[slots] for k, v in self._fast.items()}
         state = {k: v[slots] for k, v in self._state.items()}
-        grads, out, loss = self._per_key(params, lay, x, ys, lab if y is not None else None)
+        out = self._per_key(params, lay, x)
+        loss = learner.model.head.loss(out, ys)
         self._out, self._loss = out, torch.where(mask, loss, torch.nan)
         self._boundaries = []
         learn = lab
         if self.segmenter is not None:
             learn = self._segment(lay, lab, task, x, ys if y is not None else None, params, state)
-            if self._boundaries and y is not None:  # restarted keys learn from their new task
-                grads = self._per_key(params, lay, x, ys, learn)[0]
         if y is not None:
-            stepped = np.bincount(lay.inv[learn], minlength=len(lay.keys)) > 0
-            params, state = self._step(params, state, grads, stepped)
+            self._learn(params, state, lay, x, ys, learn)
             self._stage(learn, lay, x, ys)
-            self.learner.trainer.count(int(lab.sum()))
+            learner.trainer.count(int(lab.sum()))
         for k, v in params.items():
             self._fast[k][slots] = v
         for k, v in state.items():
             self._state[k][slots] = v
-        if self.learner.trainer.due:  # without an episode to draw, ``meta_update`` does nothing
-            self.learner.meta_update()
+        self._out, self._loss = learner.user_units(self._out, self._loss, user_y)
+        if not first:
+            learner.observe_targets(user_y, None if labelled is None else mask)
+        if learner.trainer.due:  # without an episode to draw, ``meta_update`` does nothing
+            learner.meta_update()
 
     def _assign(self, keys: np.ndarray) -> _Layout:
         """Slots for the batch's keys; new keys evict the least recently used keys."""
@@ -255,34 +267,31 @@ class KeyedLearner(BatchResults):
         if fresh:
             for key in in_order:
                 self._slots.move_to_end(key)
-            self._restart(self._fast, self._state, torch.tensor(fresh, device=self.device))
+            rows = torch.tensor(fresh, device=self.device)
+            self._restart(self._fast, self._state, rows, fresh=True)
+            self._pend_n[fresh] = 0
         lay.slots[:] = [self._slots[k] for k in lay.keys]
         return lay
 
-    def _restart(self, params: Params, state: State, rows: Tensor) -> None:
-        """Rows of ``params`` and ``state`` start over from the shared initialization."""
+    def _restart(self, params: Params, state: State, rows: Tensor, *, fresh: bool) -> None:
+        """Rows of ``params`` start over from the shared initialization, and rows of ``state``
+        as a new task restarts them (``fresh``: as for new weights; a new key)."""
         init = self._init()
         for k, v in init.items():
             params[k][rows] = v
-        for k, v in self.learner.inner.init(init).items():
+        inner = self.learner.inner
+        if fresh:
+            restarted = {k: v.expand(len(rows), *v.shape) for k, v in inner.init(init).items()}
+        else:
+            restarted = inner.restart({k: v[rows] for k, v in state.items()})
+        for k, v in restarted.items():
             state[k][rows] = v
 
-    def _per_key(
-        self, params: Params, lay: _Layout, x: Tensor, y: Tensor, learn: np.ndarray | None
-    ) -> tuple[Params, Tensor, Tensor]:
-        """Every record's output and loss under its key's weights and, given the records to
-        ``learn`` from, each key's gradient of its mean loss on them. The forward pass is vmapped
-        over keys, one call per padded block; one backward pass of the sum of the keys' mean
-        losses gives every key's gradient, as no key's loss depends on another key's weights
-        (measured: a third faster than ``vmap(grad(...))``, whose overhead dominates here)."""
-
-        def pad(t: Tensor) -> Tensor:
-            return torch.cat([t, t.new_zeros(1, *t.shape[1:])])[lay.gather]
-
-        xs, ys = pad(x), pad(y)
-        with torch.set_grad_enabled(learn is not None):
-            if learn is not None:
-                params = {k: v.detach().requires_grad_() for k, v in params.items()}
+    def _per_key(self, params: Params, lay: _Layout, x: Tensor) -> Tensor:
+        """Every record's output under its key's weights: vmapped over keys, one call per padded
+        block."""
+        xs = torch.cat([x, x.new_zeros(1, *x.shape[1:])])[lay.gather]
+        with torch.no_grad():
             outs = [
                 self._forward(
                     {k: v[a:b] for k, v in params.items()},
@@ -290,32 +299,43 @@ class KeyedLearner(BatchResults):
                 ).flatten(0, 1)
                 for a, b, width, row in lay.blocks
             ]
-            out = torch.cat(outs)
-            losses = self.learner.model.head.loss(out, ys)
-            grads: Params = {}
-            if learn is not None:
-                counts = np.bincount(lay.inv[learn], minlength=len(lay.keys))
-                share = np.where(learn, 1.0 / np.maximum(counts, 1)[lay.inv], 0.0)
-                weight = pad(torch.from_numpy(share.astype(np.float32)).to(self.device))
-                found = torch.autograd.grad((losses * weight).sum(), list(params.values()))
-                grads = dict(zip(params, found, strict=True))
-        return grads, out.detach()[lay.scatter], losses.detach()[lay.scatter]
+        return torch.cat(outs)[lay.scatter]
 
-    def _step(
-        self, params: Params, state: State, grads: Params, stepped: np.ndarray
-    ) -> tuple[Params, State]:
-        """One inner step of every key that had records to learn from, vmapped over keys."""
-        with torch.no_grad():
-            new, new_state = vmap(self.learner.inner.update)(grads, state, params)
-        keep = torch.from_numpy(stepped).to(self.device, non_blocking=True)
-
-        def pick(a: Tensor, b: Tensor) -> Tensor:
-            return torch.where(keep.view(-1, *[1] * (a.dim() - 1)), a, b)
-
-        return (
-            {k: pick(new[k], v) for k, v in params.items()},
-            {k: pick(new_state[k], v) for k, v in state.items()},
-        )
+    def _learn(
+        self, params: Params, state: State, lay: _Layout, x: Tensor, y: Tensor, learn: np.ndarray
+    ) -> None:
+        """Each key's records to ``learn`` from join its pending chunk; every full chunk of
+        ``support_size`` records is an inner step of its key, in order, vmapped over the keys
+        that have a step to take (as :class:`FastWeightLearner` steps one stream)."""
+        k, keys = self.learner.support_size, len(lay.keys)
+        held = self._pend_n[lay.slots]
+        slots = torch.from_numpy(lay.slots).to(self.device, non_blocking=True)
+        pool_x = torch.cat([self._pend_x[slots].flatten(0, 1), x])
+        pool_y = torch.cat([self._pend_y[slots].flatten(0, 1), y])
+        order = [
+            np.concatenate([j * k + np.arange(held[j]), keys * k + rec[learn[rec]]])
+            for j, rec in enumerate(lay.records())
+        ]
+        steps = np.array([len(o) // k for o in order])
+        for r in range(int(steps.max(initial=0))):
+            rows = np.flatnonzero(steps > r)
+            chunk = torch.from_numpy(np.stack([order[j][r * k : (r + 1) * k] for j in rows]))
+            chunk, at = chunk.to(self.device), torch.from_numpy(rows).to(self.device)
+            new, new_state, _ = self._inner_step(
+                {n: v[at] for n, v in params.items()},
+                {n: v[at] for n, v in state.items()},
+                pool_x[chunk],
+                pool_y[chunk],
+            )
+            for n, v in new.items():
+                params[n][at] = v
+            for n, v in new_state.items():
+                state[n][at] = v
+        for j, slot in enumerate(lay.slots.tolist()):
+            rest = torch.from_numpy(order[j][steps[j] * k :]).to(self.device)
+            self._pend_x[slot, : len(rest)] = pool_x[rest]
+            self._pend_y[slot, : len(rest)] = pool_y[rest]
+            self._pend_n[slot] = len(rest)
 
     def _segment(
         self,
@@ -360,7 +380,8 @@ class KeyedLearner(BatchResults):
                 rec = np.flatnonzero(whole & (lay.inv == j) & (part == p))
                 index = torch.from_numpy(rec).to(self.device, non_blocking=True)
                 self.learner.trainer.add_task(x[index], y[index])
-        self._restart(params, state, torch.from_numpy(cut).to(self.device))
+        self._restart(params, state, torch.from_numpy(cut).to(self.device), fresh=False)
+        self._pend_n[lay.slots[cut]] = 0
         return lab & (part == last[lay.inv])
 
     def _stage(self, records: np.ndarray, lay: _Layout, x: Tensor, y: Tensor) -> None:
@@ -433,6 +454,9 @@ class KeyedLearner(BatchResults):
                     "task_x": self._task_x[:held],
                     "task_y": self._task_y[:held],
                     "task_len": torch.from_numpy(self._task_len[:held]),
+                    "pend_x": self._pend_x[:held],
+                    "pend_y": self._pend_y[:held],
+                    "pend_n": torch.from_numpy(self._pend_n[:held]),
                     "keys": list(self._slots),
                     "slots": list(self._slots.values()),
                     "segmenters": [self._segmenters[s].snapshot() for s in range(held)]
@@ -454,6 +478,9 @@ class KeyedLearner(BatchResults):
         self._task_x[:held] = state["task_x"]
         self._task_y[:held] = state["task_y"]
         self._task_len[:held] = state["task_len"].cpu().numpy()
+        self._pend_x[:held] = state["pend_x"]
+        self._pend_y[:held] = state["pend_y"]
+        self._pend_n[:held] = state["pend_n"].cpu().numpy()
         self._slots = OrderedDict(zip(state["keys"], map(int, state["slots"]), strict=True))
         if self.segmenter is not None:
             for slot, saved in enumerate(state["segmenters"]):

@@ -19,21 +19,34 @@ import torch
 from torch import Tensor
 
 from streammeta.learn.base import Learner, copy_state, resolve_device
-from streammeta.learn.meta import MetaModel, first_order_of
-from streammeta.learn.model import FunctionalModel, Params
+from streammeta.learn.inner import inner_step
+from streammeta.learn.meta import MetaModel, rule_of
+from streammeta.learn.model import FunctionalModel, Params, Regression
 from streammeta.learn.optim import InnerOptimizer, State, make_optimizer
+from streammeta.learn.scale import Standardizer
 from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining
 
 __all__ = ["FastWeightLearner", "MetaLearner"]
 
 
 class FastWeightLearner(Learner):
-    """Predicts with fast weights and adapts them with an inner optimizer, one step a batch.
+    """Predicts with fast weights and adapts them with an inner optimizer, in standard units.
 
     Subclasses say where a task starts from (``_task_start``) and what else learning does
     (``_learned``).
 
-    Segmenters watch an **anchor**: the fast weights as they were about ``anchor_lag``
+    **Steps.** The fast weights take one inner step per ``support_size`` labelled records of a
+    task, whatever the micro-batch: a micro-batch of 1 waits for the chunk to fill, one of 256
+    takes 25 steps in order. Learning is then the same at any micro-batch size but for the
+    standardization's statistics, which move once a micro-batch (and how long a prediction
+    waits for new weights), and each step sees a chunk as large as the meta-training
+    episodes' steps. Records of a chunk a boundary leaves unfilled are dropped.
+
+    **Units.** Features are standardized online (``scale_horizon``: see
+    :class:`~streammeta.learn.scale.Standardizer`), and regression targets too; predictions and
+    losses are reported in the records' units.
+
+    **Anchor.** Segmenters watch an anchor: the fast weights as they were about ``anchor_lag``
     labelled records earlier (a delay line of copies taken every ``anchor_lag / 4`` records;
     none in the first ``anchor_lag`` records of a task). Drift detectors assume a model whose
     loss is stationary while the concept holds; fast weights that adapt within a few records
@@ -50,17 +63,25 @@ class FastWeightLearner(Learner):
         model: FunctionalModel,
         optimizer: InnerOptimizer,
         *,
+        support_size: int = 10,
+        standardize: bool = True,
+        scale_horizon: int = 10_000,
         device: str | torch.device = "cpu",
         seed: int = 0,
         name: str = "learner",
     ) -> None:
         self.model = model
         self.inner = optimizer
+        self.support_size = support_size
         self.device = resolve_device(device)
         self.seed = seed
         self.name = name
         self.model.module.to(self.device)
         self.inner.to(self.device)
+        if standardize:
+            self.x_scaler = Standardizer(model.n_in, horizon=scale_horizon, device=self.device)
+            if isinstance(model.head, Regression):
+                self.y_scaler = Standardizer(1, horizon=scale_horizon, device=self.device)
         self._gen = torch.Generator().manual_seed(seed)
         self._fast: Params = self._fresh_params()
         self._state: State = self.inner.init(self._fast)
@@ -68,81 +89,75 @@ class FastWeightLearner(Learner):
         self._loss = torch.zeros(0, device=self.device)
         self._anchors: list[Params] = []  # oldest first: the anchor is the first
         self._task_labelled = 0
+        self._pending_x = torch.zeros(0, model.n_in, device=self.device)
+        self._pending_y = torch.zeros(0, dtype=model.head.target_dtype, device=self.device)
 
     def _fresh_params(self) -> Params:
         return self.model.init_params(self._gen, self.device)
+
+    def records_to_step(self) -> int:
+        return self.support_size - self._pending_x.shape[0]
 
     def _task_start(self) -> Params:
         """Parameters a new task starts from (default: keep the current fast weights)."""
         return self._fast
 
     def _learned(self, x: Tensor, y: Tensor, n_labelled: int) -> None:
-        """Hook after the inner step, with the labelled records of the batch."""
+        """Hook with the labelled records of each segment (standard units), as they come."""
 
     def begin_task(self) -> None:
         self._fast = {k: v.detach().clone() for k, v in self._task_start().items()}
-        self._state = self.inner.init(self._fast)
+        self._state = self.inner.restart(self._state)
         self._anchors = []
         self._task_labelled = 0
+        self._pending_x, self._pending_y = self._pending_x[:0], self._pending_y[:0]
 
     @torch.no_grad()
     def _probe(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
         if len(self._anchors) < 4:
             nan = torch.full((x.shape[0],), float("nan"), device=self.device)
             return torch.zeros(x.shape[0], self.model.head.n_out, device=self.device), nan
-        out = self.model(self._anchors[0], x.to(self.device, non_blocking=True))
-        if y is None:
-            return out, torch.full((x.shape[0],), float("nan"), device=self.device)
-        return out, self.model.head.loss(out, y.to(self.device, non_blocking=True))
+        return self._forward(self._anchors[0], x, y)
 
     @torch.no_grad()
     def _predict(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
-        out = self.model(self._fast, x.to(self.device, non_blocking=True))
+        return self._forward(self._fast, x, y)
+
+    def _forward(self, params: Params, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = self.model(params, x.to(self.device, non_blocking=True))
         if y is None:
             return out, torch.full((x.shape[0],), float("nan"), device=self.device)
         return out, self.model.head.loss(out, y.to(self.device, non_blocking=True))
 
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
-        if y is None:
-            self.predict(x)
-            return
         x = x.to(self.device, non_blocking=True)
-        # counted where the mask was made (the host), before it moves to the device
-        n = x.shape[0] if labelled is None else int(labelled.sum())
+        with torch.no_grad():
+            self._out, self._loss = self._forward(self._fast, x, y)
+        if y is None:
+            return
         y = y.to(self.device, non_blocking=True)
-        if labelled is not None:  # placeholders of unlabelled rows (NaN, -1) stay out of the loss
+        if labelled is not None:  # placeholders of unlabelled rows stay out of learning
             labelled = labelled.to(self.device, non_blocking=True)
-            y = torch.where(labelled, y, torch.zeros_like(y))
-        params = {k: v.requires_grad_(True) for k, v in self._fast.items()}
-        out = self.model(params, x)
-        losses = self.model.head.loss(out, y)
-        objective = losses.mean() if labelled is None else (losses * labelled).sum() / max(n, 1)
-        self._out = out.detach()
-        self._loss = (
-            losses.detach()
-            if labelled is None
-            else torch.where(labelled, losses.detach(), torch.nan)
-        )
+            self._loss = torch.where(labelled, self._loss, torch.nan)
+            x, y = x[labelled], y[labelled]
+        n = x.shape[0]
         if n == 0:
             return
-        names = list(params)
-        grads = torch.autograd.grad(objective, [params[k] for k in names])
-        with torch.no_grad():
-            g = dict(zip(names, grads, strict=True))
-            fast, self._state = self.inner.update(g, self._state, self._fast)
-        # a coordinate the step made non-finite keeps its value: one bad step must not
-        # poison the weights for the rest of a long-running stream
-        self._fast = {
-            k: torch.where(torch.isfinite(v), v, self._fast[k]).detach() for k, v in fast.items()
-        }
+        self._pending_x = torch.cat([self._pending_x, x])
+        self._pending_y = torch.cat([self._pending_y, y])
+        k = self.support_size
+        while self._pending_x.shape[0] >= k:
+            self._fast, self._state, _ = inner_step(
+                self.model, self.inner, self._fast, self._state,
+                self._pending_x[:k], self._pending_y[:k],
+            )  # fmt: skip
+            self._pending_x, self._pending_y = self._pending_x[k:], self._pending_y[k:]
         every = max(self.anchor_lag // 4, 1)
         if (self._task_labelled + n) // every > self._task_labelled // every:
             self._anchors = [*self._anchors[-3:], self._fast]
         self._task_labelled += n
-        if labelled is None:
-            self._learned(x, y, n)
-        else:
-            self._learned(x[labelled], y[labelled], n)
+        finite = torch.isfinite(x).all(1) & (torch.isfinite(y) if y.is_floating_point() else True)
+        self._learned(x[finite], y[finite], n)  # meta-training's records are all finite
 
     def head_predict(self, out: Tensor) -> Tensor:
         return self.model.head.predict(out)
@@ -162,6 +177,8 @@ class FastWeightLearner(Learner):
             "gen": self._gen.get_state(),
             "anchors": self._anchors,
             "task_labelled": self._task_labelled,
+            "pending": [self._pending_x, self._pending_y],
+            "scalers": [s.state_dict() if s is not None else None for s in self._scalers],
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -172,6 +189,14 @@ class FastWeightLearner(Learner):
         self._gen.set_state(state["gen"])
         self._anchors = [{k: v.to(self.device) for k, v in a.items()} for a in state["anchors"]]
         self._task_labelled = int(state["task_labelled"])
+        self._pending_x, self._pending_y = (v.to(self.device) for v in state["pending"])
+        for scaler, saved in zip(self._scalers, state["scalers"], strict=True):
+            if scaler is not None:
+                scaler.load_state_dict(saved)
+
+    @property
+    def _scalers(self) -> tuple[Standardizer | None, Standardizer | None]:
+        return self.x_scaler, self.y_scaler
 
 
 class MetaLearner(MetaTrained, FastWeightLearner):
@@ -187,19 +212,32 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         optimizer: str = "metasgd",
         inner_lr: float = 0.01,
         n_features: int = 1,
+        meta_train: bool = True,
+        standardize: bool = True,
+        scale_horizon: int = 10_000,
         device: str | torch.device = "cpu",
         seed: int = 0,
         name: str | None = None,
         **training: Unpack[MetaTraining],
     ) -> None:
+        """``meta_train=False`` freezes the initialization and the optimizer at their starting
+        values (meta-learning off: the figure meta-learning must beat)."""
         self.algorithm = algorithm
-        self.first_order = first_order_of(algorithm)
+        self.rule = rule_of(algorithm)
+        self.meta_train = meta_train
         gen = torch.Generator().manual_seed(seed)
         init = model.init_params(gen)
         inner = make_optimizer(optimizer, init, inner_lr, seed=seed)
         self.meta = MetaModel(model, inner, init)
         super().__init__(
-            model, inner, device=device, seed=seed, name=name or f"{algorithm}+{optimizer}"
+            model,
+            inner,
+            support_size=training.get("support_size", 10),
+            standardize=standardize,
+            scale_horizon=scale_horizon,
+            device=device,
+            seed=seed,
+            name=name or f"{algorithm}+{optimizer}",
         )
         self.meta.to(self.device)
         self.trainer = MetaTrainer(
@@ -208,8 +246,7 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             target_dtype=model.head.target_dtype,
             device=self.device,
             seed=seed,
-            # FTML follows the meta leader: every task seen so far, through the reservoir
-            recent_fraction=0.0 if algorithm == "ftml" else 0.5,
+            recent_fraction=self.rule.recent_fraction,
             **training,
         )
         self.begin_task()
@@ -227,14 +264,16 @@ class MetaLearner(MetaTrained, FastWeightLearner):
 
     def meta_update(self) -> None:
         """One meta-step of the initialization and the learned optimizer on a sampled meta-batch."""
-        batch = self.trainer.sample()
+        batch = None if not self.meta_train else self.trainer.sample()
         if batch is None:
             return
+        # episodes start as a new task on the stream does: with the second moments it keeps
+        start = self.inner.restart({k: v.detach() for k, v in self._state.items()})
         loss, adapted = self.meta.meta_loss(
-            *batch, first_order=self.first_order, steps=self.trainer.inner_steps
+            *batch, first_order=self.rule.first_order, steps=self.trainer.inner_steps, state=start
         )
         reptile = None
-        if self.algorithm == "reptile":
+        if self.rule.reptile:
 
             def reptile() -> None:
                 self.meta.reptile_direction(adapted)

@@ -1,10 +1,11 @@
 """The meta-learned initialization and the inner optimizer, and how both are meta-trained.
 
 The API reads like learn2learn's: wrap a functional model, ``clone()`` a differentiable copy,
-``adapt(loss)`` it. Meta-training runs pure episodes (one task each) batched with
-``torch.func.vmap``: an episode takes ``steps`` inner steps, step ``s`` on chunk ``s`` of the
-task, and is scored on chunk ``s + 1`` after each step, exactly as the prequential stream
-scores the next micro-batch after an adaptation step.
+``adapt(x, y)`` it (one inner step, :func:`streammeta.learn.inner.inner_step`, as everywhere).
+Meta-training runs pure episodes (one task each) batched with ``torch.func.vmap``: an episode
+takes ``steps`` inner steps, step ``s`` on chunk ``s`` of the task, and is scored on chunk
+``s + 1`` after each step, exactly as the prequential stream scores the next micro-batch after
+an adaptation step.
 
 >>> import torch
 >>> from streammeta.learn.model import MLP, FunctionalModel, Regression
@@ -14,28 +15,28 @@ scores the next micro-batch after an adaptation step.
 >>> meta = MetaModel(model, MetaSGD(init, lr=0.1), init)
 >>> learner = meta.clone()
 >>> x, y = torch.randn(10, 1), torch.randn(10)
->>> learner.adapt(model.loss(learner.params, x, y))
+>>> learner.adapt(x, y)
 >>> loss = model.loss(learner.params, x, y)
 >>> loss.backward()  # reaches the initialization and the learned learning rates
->>> lrs = meta.optimizer.lrs
->>> meta.init["net__0__weight"].grad is not None, lrs["net__0__weight"].grad is not None
+>>> scales = meta.optimizer.scales
+>>> meta.init["net__0__weight"].grad is not None, scales["net__0__weight"].grad is not None
 (True, True)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, vmap
+from torch.func import vmap
 
+from streammeta.learn.inner import inner_step
 from streammeta.learn.model import FunctionalModel, Params
 from streammeta.learn.optim import InnerOptimizer, State, _key
 
-__all__ = ["ALGORITHMS", "Clone", "MetaModel"]
-
-ALGORITHMS = ("maml", "fomaml", "reptile", "ftml")
+__all__ = ["ALGORITHMS", "Algorithm", "Clone", "MetaModel", "rule_of"]
 
 
 class Clone:
@@ -50,16 +51,17 @@ class Clone:
     def __call__(self, x: Tensor) -> Tensor:
         return self.meta.model(self.params, x)
 
-    def adapt(self, loss: Tensor) -> None:
-        """One step of the inner optimizer on ``loss``; differentiable unless first-order."""
-        names = list(self.params)
-        grads = torch.autograd.grad(
-            loss, [self.params[k] for k in names], create_graph=not self.first_order
+    def adapt(self, x: Tensor, y: Tensor) -> None:
+        """One inner step on the records ``x, y``; differentiable unless first-order."""
+        self.params, self.state, _ = inner_step(
+            self.meta.model,
+            self.meta.optimizer,
+            self.params,
+            self.state,
+            x,
+            y,
+            first_order=self.first_order,
         )
-        g = {
-            k: (gi.detach() if self.first_order else gi) for k, gi in zip(names, grads, strict=True)
-        }
-        self.params, self.state = self.meta.optimizer.update(g, self.state, self.params)
 
 
 class MetaModel(nn.Module):
@@ -80,31 +82,39 @@ class MetaModel(nn.Module):
         return Clone(self, first_order)
 
     def episode(
-        self, xs: Tensor, ys: Tensor, *, first_order: bool, steps: int
+        self, xs: Tensor, ys: Tensor, *, first_order: bool, steps: int, state: State | None = None
     ) -> tuple[Tensor, Params]:
         """One task: ``steps`` inner steps from the initialization, each scored on the next chunk.
 
-        ``xs``: ``[steps + 1, K, features]``, ``ys``: ``[steps + 1, K]``. Returns the mean query
-        loss and the adapted parameters. Pure: vmap batches it over tasks.
+        ``xs``: ``[steps + 1, K, features]``, ``ys``: ``[steps + 1, K]``; ``state``: the inner
+        optimizer's state to start from (default: fresh). Returns the mean query loss and the
+        adapted parameters. Pure: vmap batches it over tasks.
         """
         params = self.init_params()
-        state = self.optimizer.init(params)
+        state = self.optimizer.init(params) if state is None else state
         total = xs.new_zeros(())
         for s in range(steps):
-            g = grad(self.model.loss)(params, xs[s], ys[s])
-            if first_order:
-                g = {k: v.detach() for k, v in g.items()}
-            params, state = self.optimizer.update(g, state, params)
+            params, state, _ = inner_step(
+                self.model, self.optimizer, params, state, xs[s], ys[s],
+                first_order=first_order, guard=False,
+            )  # fmt: skip
             total = total + self.model.loss(params, xs[s + 1], ys[s + 1])
         return total / steps, params
 
     def meta_loss(
-        self, xs: Tensor, ys: Tensor, *, first_order: bool, steps: int, vectorize: bool = True
+        self,
+        xs: Tensor,
+        ys: Tensor,
+        *,
+        first_order: bool,
+        steps: int,
+        vectorize: bool = True,
+        state: State | None = None,
     ) -> tuple[Tensor, Params]:
         """Mean episode loss over a meta-batch ``xs: [tasks, steps + 1, K, features]``, and the
-        adapted parameters stacked over tasks. ``vectorize=False`` runs a per-task loop (the
-        reference that vmap must match)."""
-        run = partial(self.episode, first_order=first_order, steps=steps)
+        adapted parameters stacked over tasks; every episode starts from ``state``.
+        ``vectorize=False`` runs a per-task loop (the reference that vmap must match)."""
+        run = partial(self.episode, first_order=first_order, steps=steps, state=state)
         if vectorize:
             losses, adapted = vmap(run)(xs, ys)
             return losses.mean(), adapted
@@ -120,10 +130,27 @@ class MetaModel(nn.Module):
             p.grad = p.detach() - adapted[k].detach().mean(0)
 
 
-def first_order_of(algorithm: str) -> bool:
-    """Whether ``algorithm`` differentiates through the inner gradients."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(
-            f"algorithm {algorithm!r}: must be one of {', '.join(map(repr, ALGORITHMS))}"
-        )
-    return algorithm in ("fomaml", "reptile")
+@dataclass(frozen=True)
+class Algorithm:
+    """How a meta-learning algorithm trains the initialization: everything that tells MAML,
+    first-order MAML, Reptile and FTML apart."""
+
+    first_order: bool  # the inner gradients are constants to the meta-gradient
+    reptile: bool  # the initialization moves toward the adapted weights (Nichol et al., 2018)
+    recent_fraction: float  # share of a meta-batch drawn from the recent tasks, the rest older
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "maml": Algorithm(first_order=False, reptile=False, recent_fraction=0.5),
+    "fomaml": Algorithm(first_order=True, reptile=False, recent_fraction=0.5),
+    "reptile": Algorithm(first_order=True, reptile=True, recent_fraction=0.5),
+    # follow the meta leader (Finn et al., 2019): every task seen so far, through the reservoir
+    "ftml": Algorithm(first_order=False, reptile=False, recent_fraction=0.0),
+}
+
+
+def rule_of(name: str) -> Algorithm:
+    """The algorithm ``learner.algorithm`` names."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"algorithm {name!r}: must be one of {', '.join(map(repr, ALGORITHMS))}")
+    return ALGORITHMS[name]

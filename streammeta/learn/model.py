@@ -103,6 +103,10 @@ class FunctionalModel:
     def __init__(self, module: nn.Module, head: Head) -> None:
         self.module = module
         self.head = head
+        first = next((m for m in module.modules() if isinstance(m, nn.Linear)), None)
+        if first is None:
+            raise ValueError("module: a FunctionalModel needs at least one nn.Linear layer")
+        self.n_in = first.in_features
 
     def init_params(self, generator: torch.Generator, device: torch.device | None = None) -> Params:
         """Fresh parameters with PyTorch's default initialization, drawn from ``generator``."""

@@ -23,6 +23,7 @@ from torch.func import vmap
 from streammeta.learn.base import Learner, copy_state, resolve_device
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Params
 from streammeta.learn.optim import _key
+from streammeta.learn.scale import Standardizer
 from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining
 
 __all__ = ["ProtoNetLearner", "prototype_logits"]
@@ -49,10 +50,13 @@ class ProtoNetLearner(MetaTrained, Learner):
         n_classes: int,
         hidden: Sequence[int] = (40, 40),
         layer_norm: bool = False,
+        standardize: bool = True,
+        scale_horizon: int = 10_000,
         device: str | torch.device = "cpu",
         seed: int = 0,
         **training: Unpack[MetaTraining],
     ) -> None:
+        """``standardize``: features in standard units (see ``FastWeightLearner``)."""
         self.name = "protonet"
         self.n_classes = n_classes
         self.device = resolve_device(device)
@@ -60,6 +64,8 @@ class ProtoNetLearner(MetaTrained, Learner):
         embedding = MLP(n_features, 0, hidden, layer_norm)
         self.model = FunctionalModel(embedding, self.head)
         self.model.module.to(self.device)
+        if standardize:
+            self.x_scaler = Standardizer(n_features, horizon=scale_horizon, device=self.device)
         init = self.model.init_params(torch.Generator().manual_seed(seed))
         self.embedding = nn.ParameterDict({_key(k): nn.Parameter(v) for k, v in init.items()})
         self.embedding.to(self.device)
@@ -101,7 +107,7 @@ class ProtoNetLearner(MetaTrained, Learner):
 
     def _step(self, x: Tensor, y: Tensor | None, labelled: Tensor | None) -> None:
         if y is None:
-            self.predict(x)
+            self._out, self._loss = self._predict(x, None)
             return
         x = x.to(self.device, non_blocking=True)
         emb, self._out = self._embed(x)
@@ -147,6 +153,7 @@ class ProtoNetLearner(MetaTrained, Learner):
                 "trainer": self.trainer.snapshot(),
                 "sums": self._sums,
                 "counts": self._counts,
+                "scaler": self.x_scaler.state_dict() if self.x_scaler is not None else None,
             }
         )
 
@@ -156,3 +163,5 @@ class ProtoNetLearner(MetaTrained, Learner):
         self.trainer.restore(state["trainer"])
         self._sums = state["sums"].to(self.device)
         self._counts = state["counts"].to(self.device)
+        if self.x_scaler is not None:
+            self.x_scaler.load_state_dict(state["scaler"])

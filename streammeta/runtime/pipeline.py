@@ -1,8 +1,10 @@
 """The service's learning step, one decoded micro-batch at a time, independent of Kafka.
 
-Predict first (prequential), let the segmenter read what the meta-learner's anchor sees, learn
-with the boundaries found, run the shadow baseline on the same records and boundaries, and
-track adaptation for both. Everything it holds round-trips through ``snapshot``/``restore``.
+One prequential step (:func:`~streammeta.runtime.prequential.predict_then_learn`): predict the
+batch before its labels reach anything, let the segmenter read what the meta-learner's anchor
+saw, learn with the boundaries found; the shadow baseline takes the same step on the same
+records and boundaries, and trackers follow adaptation for both. Everything it holds
+round-trips through ``snapshot``/``restore``.
 
 >>> import numpy as np
 >>> from streammeta.config import load_config
@@ -25,6 +27,7 @@ from streammeta.config import Config
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
+from streammeta.runtime.prequential import predict_then_learn
 from streammeta.segment.base import Segmenter
 
 __all__ = ["Batch", "Pipeline", "Step"]
@@ -106,40 +109,34 @@ class Pipeline:
         labelled = torch.from_numpy(np.ascontiguousarray(batch.labelled))
         y = torch.from_numpy(np.ascontiguousarray(batch.y))
         y = torch.where(labelled, y, torch.zeros_like(y))  # placeholders never reach a loss
-        all_labelled = bool(batch.labelled.all())
-        mask = None if all_labelled else labelled
-        self.learner.predict(x, y)
-        seg = self.segmenter
-        signal = self._masked(
-            self.learner.drift_signal(seg.reads, y, anchored=seg.anchored), batch.labelled
+        mask = None if bool(batch.labelled.all()) else labelled
+        before, version = self.segmenter.task_id, self.learner.model_version  # the ones used
+        predicted = predict_then_learn(
+            self.learner, x, y, mask, segmenter=self.segmenter, task=batch.task
         )
-        before = seg.task_id
-        seg.update(signal, batch.task)
-        cuts = seg.boundaries
-        self.learner.update(x, y, labelled=mask, boundaries=cuts)
-        loss = self._masked(self.learner.loss, batch.labelled)
-        out = self.learner.output
+        cuts = predicted.boundaries
+        loss = self._masked(predicted.loss, batch.labelled)
         switches = self._switches(batch.concept)
         base_loss = base_y_hat = None
         if self.baseline is not None:
-            self.baseline.update(x, y, labelled=mask, boundaries=cuts)
-            base_loss = self._masked(self.baseline.loss, batch.labelled)
-            base_y_hat = self.baseline.prediction.cpu().numpy()
+            base = predict_then_learn(self.baseline, x, y, mask, told=cuts)
+            base_loss = self._masked(base.loss, batch.labelled)
+            base_y_hat = base.prediction.cpu().numpy()
             self.baseline_tracker.update(base_loss, boundaries=cuts, true_switches=switches)
         self.tracker.update(loss, boundaries=cuts, true_switches=switches)
         self.records += n
         boundary = np.zeros(n, dtype=bool)
         boundary[cuts] = True
-        classes = out.shape[-1] > 1
+        out = predicted.output
         return Step(
-            y_hat=self.learner.prediction.cpu().numpy(),
-            proba=torch.softmax(out, -1).cpu().numpy() if classes else None,
+            y_hat=predicted.prediction.cpu().numpy(),
+            proba=torch.softmax(out, -1).cpu().numpy() if out.shape[-1] > 1 else None,
             loss=loss,
             baseline_loss=base_loss,
             baseline_y_hat=base_y_hat,
             task=before + np.cumsum(boundary),
             boundary=boundary,
-            model_version=self.learner.model_version,
+            model_version=version,
         )
 
     @property

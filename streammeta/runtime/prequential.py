@@ -1,15 +1,17 @@
-"""The prequential (test-then-train) micro-batch runner over an in-memory stream.
+"""The prequential (test-then-train) step, shared by the service's pipeline and the benchmarks,
+and the micro-batch runner over an in-memory stream.
 
-Each micro-batch is predicted with the current fast weights before it is learned from; a batch
-that contains a task switch is passed whole, with the offset of the record that opens the new
-task, and the learner restarts there, mid-batch. Per-record losses stay on the device until the
-end, so the loop never waits on it.
+A step predicts the whole micro-batch with the weights from before it; only then do its labels
+reach anything: the segmenter reads the prediction's losses and finds boundaries, and the
+learner learns the batch with them, restarting mid-batch. The published prediction of a record
+therefore never depends on its own label or on any later one. Per-record losses stay on the
+device until the end of a run, so the loop never waits on it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,87 @@ import torch
 from streammeta.learn.base import Learner
 from streammeta.segment.base import Segmenter
 
-__all__ = ["PrequentialResult", "run_prequential"]
+__all__ = ["Predicted", "PrequentialResult", "predict_then_learn", "run_prequential"]
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One micro-batch's prediction, made before its labels reached anything, and the boundaries
+    found after it (offsets of the records that opened a new task)."""
+
+    output: torch.Tensor  # raw model output [n, n_out]
+    loss: torch.Tensor  # per record, NaN where unlabelled
+    prediction: torch.Tensor
+    boundaries: list[int]
+
+
+def predict_then_learn(
+    learner: Learner,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labelled: torch.Tensor | None = None,
+    *,
+    segmenter: Segmenter | None = None,
+    task: np.ndarray | None = None,
+    told: Sequence[int] = (),
+) -> Predicted:
+    """Predict the batch, then let ``segmenter`` read the prediction's signal (and the records'
+    explicit ``task`` values) and learn the batch with the boundaries it finds; without a
+    segmenter the boundaries are ``told`` (known switches). ``labelled`` (default: all) masks
+    the records without a label: they reach neither the segmenter nor learning.
+
+    A learner that steps every so many records (``records_to_step``) takes the batch in slices
+    that end where its steps come, in order: each slice is predicted with the weights the slices
+    before it taught, which depends on their labels alone (earlier records), so a large
+    micro-batch predicts as a small one does instead of every record waiting for the whole
+    batch."""
+    n = x.shape[0]
+    if n <= (learner.records_to_step() or n):
+        return _predict_then_learn(learner, x, y, labelled, segmenter, task, list(told))
+    parts, starts, a = [], [], 0
+    while a < n:
+        b = min(a + (learner.records_to_step() or n), n)
+        parts.append(
+            _predict_then_learn(
+                learner, x[a:b], y[a:b], None if labelled is None else labelled[a:b],
+                segmenter, None if task is None else task[a:b],
+                [c - a for c in told if a <= c < b],
+            )
+        )  # fmt: skip
+        starts.append(a)
+        a = b
+    return Predicted(
+        torch.cat([p.output for p in parts]),
+        torch.cat([p.loss for p in parts]),
+        torch.cat([p.prediction for p in parts]),
+        [a + c for a, p in zip(starts, parts, strict=True) for c in p.boundaries],
+    )
+
+
+def _predict_then_learn(
+    learner: Learner,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labelled: torch.Tensor | None,
+    segmenter: Segmenter | None,
+    task: np.ndarray | None,
+    told: list[int],
+) -> Predicted:
+    learner.predict(x, y)
+    output, loss, prediction = learner.output, learner.loss, learner.prediction
+    if labelled is not None:
+        loss = torch.where(labelled.to(loss.device), loss, torch.nan)
+    cuts = told
+    if segmenter is not None:
+        read = learner.drift_signal(segmenter.reads, y, anchored=segmenter.anchored)
+        signal = read.double().cpu().numpy()
+        if labelled is not None:
+            signal[~labelled.cpu().numpy()] = np.nan
+        segmenter.update(signal, task)
+        cuts = segmenter.boundaries
+    predicted = Predicted(output, loss, prediction, cuts)
+    learner.update(x, y, labelled=labelled, boundaries=predicted.boundaries)
+    return predicted
 
 
 @dataclass(frozen=True)
@@ -49,11 +131,10 @@ def run_prequential(
     """Run ``learner`` over the stream in micro-batches of ``batch_size``.
 
     Without a ``segmenter`` the learner is told the stream's own task switches (``task``).
-    With one, each batch is first predicted, the segmenter reads its ``drift_signal`` (the
-    loss or 0/1 error the learner exposes for it), and the learner then learns the batch with
-    the boundaries found, mid-batch; the reported
-    losses are those of the first prediction. ``explicit_tasks`` shows the segmenter the
-    records' task values (as a ``task`` field would), else it must find the switches itself.
+    With one, the segmenter reads each batch's ``drift_signal`` (the loss or 0/1 error the
+    learner exposes for it) after the batch was predicted (:func:`predict_then_learn`).
+    ``explicit_tasks`` shows the segmenter the records' task values (as a ``task`` field
+    would), else it must find the switches itself.
     ``on_batch(records_done)`` is called after every batch; ``first_task_is_new`` calls
     ``begin_task`` before the first record as well.
     """
@@ -68,19 +149,18 @@ def run_prequential(
     t0 = time.perf_counter()
     for s in range(0, len(task), batch_size):
         e = min(s + batch_size, len(task))
-        if segmenter is None:
-            lo, hi = np.searchsorted(switch, [s, e])
-            cuts = (switch[lo:hi] - s).tolist()
-        else:
-            learner.predict(xt[s:e], yt[s:e])
-            loss, pred = learner.loss, learner.prediction
-            signal = learner.drift_signal(segmenter.reads, yt[s:e], anchored=segmenter.anchored)
-            segmenter.update(signal.cpu().numpy(), task[s:e] if explicit_tasks else None)
-            cuts = segmenter.boundaries
-        learner.update(xt[s:e], yt[s:e], boundaries=cuts)
-        losses.append(learner.loss if segmenter is None else loss)
-        preds.append(learner.prediction if segmenter is None else pred)
-        told.extend(s + c for c in cuts)
+        lo, hi = np.searchsorted(switch, [s, e])
+        predicted = predict_then_learn(
+            learner,
+            xt[s:e],
+            yt[s:e],
+            segmenter=segmenter,
+            task=task[s:e] if explicit_tasks else None,
+            told=(switch[lo:hi] - s).tolist() if segmenter is None else (),
+        )
+        losses.append(predicted.loss)
+        preds.append(predicted.prediction)
+        told.extend(s + c for c in predicted.boundaries)
         if on_batch is not None:
             on_batch(e)
     return PrequentialResult(

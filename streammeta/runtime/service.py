@@ -637,9 +637,11 @@ def _names(partitions: Sequence[Partition]) -> str:
 #: other values is refused at start-up rather than restored into the wrong shapes.
 _FINGERPRINT = {
     "learner": ("task", "algorithm", "optimizer", "hidden", "layer_norm", "n_features",
-                "n_classes", "labels", "feature_names", "baseline"),
+                "n_classes", "labels", "feature_names", "baseline", "standardize"),
     "segment": ("detector",),
 }  # fmt: skip
+#: the layout of the learner's state; a checkpoint of another layout is refused the same way
+_STATE_FORMAT = 2
 
 
 def build_service(
@@ -653,7 +655,7 @@ def build_service(
         f"{section}.{name}": getattr(getattr(config, section), name)
         for section, names in _FINGERPRINT.items()
         for name in names
-    }
+    } | {"state_format": _STATE_FORMAT}
     k, learner, svc = config.kafka, config.learner, config.service
     store = CheckpointStore(svc.checkpoint_dir, fingerprint=fingerprint)  # refused before Kafka
     log.info(

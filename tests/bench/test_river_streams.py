@@ -1,5 +1,5 @@
-"""River's generators as switching streams: features in [0, 1], and every switch really changes
-the concept (the contract in test_streams_contract covers the rest)."""
+"""River's generators as switching streams: raw features as the generators draw them, and every
+switch really changes the concept (the contract in test_streams_contract covers the rest)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ from river import linear_model, preprocessing
 
 from streammeta.bench.river_streams import RIVER_STREAMS, RiverSwitchingStream
 
+# the range each generator draws its features from, unscaled (STAGGER's are one-hot)
+RANGES = {"sea": (0.0, 10.0), "stagger": (0.0, 1.0), "hyperplane": (0.0, 1.0)}
+
 
 @pytest.mark.parametrize("kind", RIVER_STREAMS)
-def test_features_in_unit_range(kind: str) -> None:
+def test_features_are_raw(kind: str) -> None:
     stream = RiverSwitchingStream(kind, task_length=250, seed=0)
     chunk = stream.take(1000)
     assert chunk.x.shape == (1000, stream.n_features)
-    assert chunk.x.min() >= 0.0 and chunk.x.max() <= 1.0
+    low, high = RANGES[kind]
+    assert chunk.x.min() >= low and chunk.x.max() <= high
+    # every feature fills its range: no gap of 5% at either end
+    margin = 0.05 * (high - low)
+    assert (chunk.x.min(axis=0) < low + margin).all() and (
+        chunk.x.max(axis=0) > high - margin
+    ).all()
+    if kind == "stagger":
+        assert set(np.unique(chunk.x).tolist()) == {0.0, 1.0}
+        assert (chunk.x.reshape(1000, 3, 3).sum(axis=2) == 1).all()
     assert stream.name == kind and stream.task_length == 250
 
 

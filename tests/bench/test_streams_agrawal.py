@@ -1,5 +1,5 @@
-"""The Agrawal stream: river's records and functions, scaled features, a new function every task,
-and consecutive functions that label the same applicants differently."""
+"""The Agrawal stream: river's records and functions, raw features, a new function every task, and
+consecutive functions that label the same applicants differently."""
 
 from __future__ import annotations
 
@@ -21,17 +21,21 @@ def test_fast_generator_yields_rivers_records(function: int) -> None:
     assert list(ours) == list(rivers)
 
 
-def test_features_scaled_by_the_ranges_river_draws_from() -> None:
+def test_features_are_raw_within_the_ranges_river_draws_from() -> None:
     assert list(AGRAWAL_RANGES) == synth.Agrawal().feature_names
     x = AgrawalStream(task_length=5000, seed=0).take(20_000).x
-    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert (x >= LOW).all() and (x <= HIGH).all()
+    salary, age = x[:, 0], x[:, 2]
+    assert 20_000 <= salary.min() < 21_000 and 149_000 < salary.max() <= 150_000
+    assert set(np.unique(age).tolist()) == set(range(20, 81))
     # every feature fills its range: no gap of 5% at either end (commission is 0 above 75k)
-    assert (x.min(axis=0) < 0.05).all() and (x.max(axis=0) > 0.95).all()
+    margin = 0.05 * (HIGH - LOW)
+    assert (x.min(axis=0) < LOW + margin).all() and (x.max(axis=0) > HIGH - margin).all()
 
 
 def _labels(function: int, x: np.ndarray) -> np.ndarray:
-    """River's function ``function`` applied to scaled features."""
-    raw = LOW + x.astype(np.float64) * (HIGH - LOW)
+    """River's function ``function`` applied to the stream's features."""
+    raw = x.astype(np.float64)
     raw[:, [2, 3, 4, 5, 7]] = raw[:, [2, 3, 4, 5, 7]].round()  # the integer features
     rule = getattr(synth.Agrawal, f"_classification_function_{function}")
     return np.array([rule(*row) for row in raw.tolist()])

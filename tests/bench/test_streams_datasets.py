@@ -1,4 +1,4 @@
-"""The resampled dataset streams: records are dataset rows seen under the task's concept, and
+"""The resampled dataset streams: records are raw dataset rows seen under the task's concept, and
 consecutive concepts always differ."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from streammeta.bench.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
 
 DIGITS = load_digits()
-PIXELS = DIGITS.data / 16.0
+PIXELS = DIGITS.data  # raw, 0 to 16
 
 
 def _rows(x: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def _rows(x: np.ndarray, table: np.ndarray) -> np.ndarray:
 def test_rotated_digits_are_the_task_angle_rotations() -> None:
     stream = RotatedDigits(task_length=50, seed=0)
     chunk = stream.take(150)
-    assert chunk.x.min() >= 0.0 and chunk.x.max() <= 1.0
+    assert chunk.x.min() >= 0.0 and chunk.x.max() <= 16.0 and chunk.x.max() > 15.0
     for t in range(3):
         images = PIXELS.reshape(-1, 8, 8)
         rotated = ndimage.rotate(images, stream.concept(t), axes=(1, 2), reshape=False, order=1)
@@ -63,15 +63,14 @@ def test_permuted_digits_relabel_dataset_rows() -> None:
         np.testing.assert_array_equal(chunk.y[chunk.task == t], expected)
 
 
-def test_image_segments_standardized_with_labels_in_name_order() -> None:
+def test_image_segments_raw_with_labels_in_name_order() -> None:
     data = list(datasets.ImageSegments())
     raw = np.array([list(features.values()) for features, _ in data])
     names = sorted({label for _, label in data})
     stream = PermutedImageSegments(task_length=30, seed=4)
     chunk = stream.take(90)
-    table = (raw - raw.mean(axis=0)) / raw.std(axis=0)
     for t in range(3):
-        rows = _rows(chunk.x[chunk.task == t], table)
+        rows = _rows(chunk.x[chunk.task == t], raw)
         original = np.array([names.index(data[r][1]) for r in rows])
         np.testing.assert_array_equal(chunk.y[chunk.task == t], stream.concept(t)[original])
     assert len(names) == 7 and raw.shape == (2310, 18)
@@ -79,6 +78,7 @@ def test_image_segments_standardized_with_labels_in_name_order() -> None:
 
 def test_tasks_draw_with_replacement_from_the_whole_dataset() -> None:
     chunk = PermutedDigits(task_length=3000, seed=0).take(3000)
+    assert set(np.unique(chunk.x).tolist()) == set(range(17))  # whole raw pixels
     rows = _rows(chunk.x, PIXELS)
     # 3,000 draws from 1,797 rows: about 1,797 * (1 - exp(-3000/1797)) = 1,460 distinct
     assert 1350 < len(set(rows.tolist())) < 1570

@@ -25,9 +25,14 @@ NO_META: dict[str, Any] = {"task_max_records": 20, "support_size": 20}
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _learner(optimizer: str = "metasgd", **kw: Any) -> MetaLearner:
+def _learner(optimizer: str = "metasgd", standardize: bool = False, **kw: Any) -> MetaLearner:
+    """Without standardization unless asked: keys share the statistics, so a reference learner
+    fed one key's records alone would standardize differently."""
     model = FunctionalModel(MLP(2, 1, hidden=(16,)), Regression())
-    learner = MetaLearner(model, optimizer=optimizer, inner_lr=0.05, n_features=2, seed=0, **kw)
+    learner = MetaLearner(
+        model, optimizer=optimizer, inner_lr=0.05, n_features=2, seed=0,
+        standardize=standardize, **kw,
+    )  # fmt: skip
     if isinstance(learner.inner, LearnedOptimizer):  # untrained, it is Meta-SGD: let momentum act
         gen = torch.Generator().manual_seed(0)
         with torch.no_grad():
@@ -48,7 +53,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 def test_one_key_is_the_meta_learner(optimizer: str) -> None:
     """Meta-updates excluded (``NO_META``); partly labelled and unlabelled batches included (an
     unlabelled batch takes no step: the learned optimizer's momentum stays as it was)."""
-    keyed, plain = KeyedLearner(_learner(optimizer, **NO_META)), _learner(optimizer, **NO_META)
+    keyed = KeyedLearner(_learner(optimizer, standardize=True, **NO_META))
+    plain = _learner(optimizer, standardize=True, **NO_META)
     gen = torch.Generator().manual_seed(0)
     for t, n in enumerate([16, 7, 30, 1, 12, 16, 9, 16]):
         x, y = _batch(n, gen)

@@ -10,7 +10,13 @@ import torch
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.meta import MetaModel
 from streammeta.learn.model import MLP, FunctionalModel, Params, Regression
-from streammeta.learn.optim import OPTIMIZERS, LearnedOptimizer, MetaSGD, make_optimizer
+from streammeta.learn.optim import (
+    OPTIMIZERS,
+    RATE_RANGE,
+    LearnedOptimizer,
+    MetaSGD,
+    make_optimizer,
+)
 
 LR = 0.05
 
@@ -73,7 +79,7 @@ def test_adapting_a_clone_leaves_the_meta_model_alone(optimizer: str) -> None:
     y = 3.0 * torch.sin(x[:, 0])
     clone = meta.clone()
     loss0 = meta.model.loss(clone.params, x, y)
-    clone.adapt(loss0)
+    clone.adapt(x, y)
     assert meta.model.loss(clone.params, x, y) < loss0  # the clone moved, downhill
     for k, v in meta.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -99,7 +105,7 @@ def test_meta_gradient_reaches_init_and_every_metasgd_rate(first_order: bool) ->
     loss.backward()
     grads = {n: p.grad for n, p in meta.named_parameters()}
     assert set(grads) == {f"init.{k}" for k in meta.init} | {
-        f"optimizer.lrs.{k}" for k in meta.optimizer.lrs
+        f"optimizer.scales.{k}" for k in meta.optimizer.scales
     }
     assert all(_nonzero_finite(grads).values()), _nonzero_finite(grads)
 
@@ -115,7 +121,7 @@ def test_meta_gradient_reaches_init_and_every_learned_optimizer_parameter(
     loss, _ = meta.meta_loss(xs, ys, first_order=first_order, steps=2)
     loss.backward()
     ok = _nonzero_finite({n: p.grad for n, p in meta.named_parameters()})
-    # The network's output layer starts at zero (an untrained network is SGD with lr), so on the
+    # The network's output layer starts at zero (an untrained network is Meta-SGD), so on the
     # first meta-step the output is W2 tanh(W1 f + b1) + b2 with W2 = 0: the loss depends on
     # W1, b1 only through W2 and their gradient is exactly zero. Everything else gets one.
     first_layer = {"optimizer.net.0.weight", "optimizer.net.0.bias"}
@@ -156,62 +162,64 @@ def test_meta_updates_move_every_learned_optimizer_parameter(algorithm: str) -> 
 
 
 def _reference_first_order(
-    init: Params, lrs: Params, xs: torch.Tensor, ys: torch.Tensor
+    init: Params, rates: Params, xs: torch.Tensor, ys: torch.Tensor, adam: bool
 ) -> tuple[Params, Params]:
-    """FOMAML, one inner step, by hand: adapted = init - |lr| * g_support (g detached); the
-    meta-gradient of init is dLq/d(adapted) and that of the raw rate is
-    -sign(lr) * g_support * dLq/d(adapted), both averaged over tasks."""
+    """FOMAML, one inner step, by hand: adapted = init - rate * d (d detached), where d is the
+    support gradient g, or for Adam's first step from fresh moments g / |g|; the meta-gradient of
+    init is dLq/d(adapted) and that of the rate is -d * dLq/d(adapted), both averaged over
+    tasks."""
     model = FunctionalModel(MLP(1, 1, hidden=(8,)), Regression())
     names = list(init)
     d_init = {k: torch.zeros_like(v) for k, v in init.items()}
-    d_lr = {k: torch.zeros_like(v) for k, v in init.items()}
+    d_rate = {k: torch.zeros_like(v) for k, v in init.items()}
     for t in range(xs.shape[0]):
         params = {k: v.detach().clone().requires_grad_(True) for k, v in init.items()}
         support = model.loss(params, xs[t, 0], ys[t, 0])
         g = dict(zip(names, torch.autograd.grad(support, [params[k] for k in names]), strict=True))
-        adapted = {
-            k: (params[k] - lrs[k].abs() * g[k]).detach().requires_grad_(True) for k in names
-        }
+        d = {k: g[k] / (g[k].abs() + 1e-8) if adam else g[k] for k in names}
+        adapted = {k: (params[k] - rates[k] * d[k]).detach().requires_grad_(True) for k in names}
         query = model.loss(adapted, xs[t, 1], ys[t, 1])
         dq = dict(zip(names, torch.autograd.grad(query, [adapted[k] for k in names]), strict=True))
         for k in names:
             d_init[k] += dq[k] / xs.shape[0]
-            d_lr[k] += -torch.sign(lrs[k]) * g[k] * dq[k] / xs.shape[0]
-    return d_init, d_lr
+            d_rate[k] += -d[k] * dq[k] / xs.shape[0]
+    return d_init, d_rate
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "metasgd"])
 def test_first_order_equals_hand_written_reference(optimizer: str) -> None:
-    # float64: in float32 the two computations differ by up to 4.8e-7 on gradients of magnitude
-    # up to 2.2 (a few ulp of rounding), too close to 1e-6 to be a robust bound; in float64 the
-    # rounding is ~1e-15, so 1e-6 is met with a wide margin and still catches any error in the
-    # formula (dropping |lr| or the sign of lr changes the rate gradient by O(1)).
+    # float64: in float32 the two computations differ by a few ulp of rounding, too close to
+    # 1e-6 to be a robust bound; in float64 1e-6 is met with a wide margin and still catches any
+    # error in the formula (a wrong rate or direction changes the gradients by O(1)).
     meta = _meta(optimizer, dtype=torch.float64)
     names = list(meta.init_params())
-    if isinstance(meta.optimizer, MetaSGD):
-        # distinct rates, half of them negative: the step uses |lr|, so the sign matters
+    opt = meta.optimizer
+    if isinstance(opt, MetaSGD):
+        # distinct learned scales of both signs: every coordinate has its own rate
         gen = torch.Generator().manual_seed(3)
         with torch.no_grad():
-            for lr in meta.optimizer.lrs.values():
-                lr.copy_(LR * (0.5 + torch.rand(lr.shape, generator=gen)))
-                lr[..., ::2] *= -1
-        lrs = {k: meta.optimizer.lrs[k.replace(".", "__")].detach().clone() for k in names}
+            for scale in opt.scales.values():
+                scale.copy_(torch.randn(scale.shape, generator=gen, dtype=scale.dtype))
+        rates = {k: opt.rates()[k.replace(".", "__")].detach() for k in names}
     else:
-        lrs = {k: torch.full_like(v, LR) for k, v in meta.init_params().items()}
+        rates = {k: torch.full_like(v, LR) for k, v in meta.init_params().items()}
     init = {k: v.detach().clone() for k, v in meta.init_params().items()}
     xs, ys = _sinusoid_tasks(tasks=5, chunks=2, k=10, seed=2, dtype=torch.float64)
     loss, _ = meta.meta_loss(xs, ys, first_order=True, steps=1, vectorize=True)
     loss.backward()
-    d_init, d_lr = _reference_first_order(init, lrs, xs, ys)
+    d_init, d_rate = _reference_first_order(init, rates, xs, ys, adam=optimizer == "metasgd")
     for k in names:
         got = meta.init[k.replace(".", "__")].grad
         assert got is not None
         torch.testing.assert_close(got, d_init[k], atol=1e-6, rtol=0, msg=k)
-    if isinstance(meta.optimizer, MetaSGD):
+    if isinstance(opt, MetaSGD):
+        bound = math.log(RATE_RANGE)
         for k in names:
-            got = meta.optimizer.lrs[k.replace(".", "__")].grad
-            assert got is not None
-            torch.testing.assert_close(got, d_lr[k], atol=1e-6, rtol=0, msg=k)
+            scale = opt.scales[k.replace(".", "__")]
+            assert scale.grad is not None
+            # rate = lr exp(B tanh(s / B)): d rate / d s = rate (1 - tanh(s / B)^2)
+            chain = rates[k] * (1 - torch.tanh(scale.detach() / bound) ** 2)
+            torch.testing.assert_close(scale.grad, d_rate[k] * chain, atol=1e-6, rtol=0, msg=k)
 
 
 # --- vmap over tasks equals a per-task loop ------------------------------------------------
@@ -266,7 +274,7 @@ def test_second_order_meta_gradient_equals_autograd_reference() -> None:
     for i in range(4):
         clone = meta.clone(first_order=False)
         for s in range(2):
-            clone.adapt(model.loss(clone.params, xs[i, s], ys[i, s]))
+            clone.adapt(xs[i, s], ys[i, s])
             total = total + model.loss(clone.params, xs[i, s + 1], ys[i, s + 1]) / 2
     (total / 4).backward()
     reference = torch.cat([p.grad.flatten() for p in meta.parameters()])

@@ -48,8 +48,9 @@ def test_figures_match_hand_computation(batch: int) -> None:
     )
     assert first.detection_delay == 5
     assert first.post_boundary_loss == pytest.approx((5 * 5 + 15 * 1) / 20)
-    # 170 is a false alarm: no switch pending; the loss is already at its level: 1 sample
-    assert alarm.detection_delay is None and alarm.recovery_samples == 1
+    # 170 is a false alarm: no switch pending; the loss is already at its level: recovered as
+    # soon as the window is full, 4 samples
+    assert alarm.detection_delay is None and alarm.recovery_samples == 4
     # detected at 203: 7 records of 5.0 then 1s -> 7 + 4 = 11; delay 3
     assert (second.recovery_samples, second.detection_delay) == (11, 3)
     summary = tracker.summary()
@@ -84,7 +85,7 @@ def test_reference_tracker_sets_the_level() -> None:
     for t in (meta, base, mine):
         t.update(np.ones(1), boundaries=[0])
     assert meta.closed[0].recovery_samples == 9
-    assert mine.closed[0].recovery_samples == 1  # its own level: 3.0, "recovered" at once
+    assert mine.closed[0].recovery_samples == 4  # its own level: 3.0, "recovered" at once
     assert base.closed[0].censored and base.closed[0].recovery_samples == 25
     assert meta.speedup(base) == pytest.approx(25 / 9)
 

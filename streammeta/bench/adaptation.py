@@ -56,6 +56,7 @@ LEARNERS: dict[str, dict[str, object] | str] = {
     "maml+metasgd": _MAML,
     f"maml+metasgd{ORACLE}": _MAML,
     f"maml+metasgd{META_OFF}": {**_MAML, "meta_train": False},
+    f"maml+metasgd{META_OFF}{ORACLE}": {**_MAML, "meta_train": False},
     "fomaml+metasgd": {"algorithm": "fomaml", "optimizer": "metasgd"},
     "reptile+metasgd": {"algorithm": "reptile", "optimizer": "metasgd"},
     "ftml+metasgd": {"algorithm": "ftml", "optimizer": "metasgd"},
@@ -403,6 +404,7 @@ def run_adaptation(
                 "learners": rows,
             }
             curves[name] = _curves(stream, runs)
+            _save_runs(out / f"runs_{name}.npz", stream, runs)
             log(_line(name, rows.get(default, {})))
     results["seconds"] = time.perf_counter() - t0
     results["targets"] = targets(results)
@@ -412,6 +414,18 @@ def run_adaptation(
     (out / "results.md").write_text(adaptation_table(results))
     adaptation_plots(curves, out, default=default)
     return results
+
+
+def _save_runs(path: Path, stream: _Stream, runs: dict[str, dict[str, Any]]) -> None:
+    """Every learner's per-record loss (and hits, and boundaries found) with the stream's task
+    ordinals, so the figures can be scored again without running the learners again."""
+    arrays = {"task": stream.chunk.task}
+    for name, run in runs.items():
+        arrays[f"{name}.loss"] = run["loss"].astype(np.float32)
+        for key in ("correct", "found"):
+            if run[key] is not None:
+                arrays[f"{name}.{key}"] = run[key]
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
 def _line(stream: str, row: dict[str, Any]) -> str:
@@ -433,12 +447,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     for stream, entry in results["streams"].items():
         rows, default = entry["learners"], entry["default_learner"]
-        me = rows.get(default)
-        if me is None:
-            continue
 
         def check(what: str, value: Any, goal: str, ok: bool | None, s: str = stream) -> None:
             checks.append({"stream": s, "target": what, "value": value, "goal": goal, "met": ok})
+
+        # meta-learning on against off, both told the switches: segmentation set aside
+        told = rows.get(f"{default}{ORACLE}", {}).get("post_boundary_loss")
+        told_off = rows.get(f"{default}{META_OFF}{ORACLE}", {}).get("post_boundary_loss")
+        if told is not None and told_off:
+            ratio = told / told_off
+            check("told switches: post-boundary loss / meta-off's", ratio, "< 1", ratio < 1)
+        me = rows.get(default)
+        if me is None:
+            continue
 
         classes = entry["task"] == "classification"
         for peer in YARDSTICK:

@@ -1,11 +1,14 @@
 """The adaptation tracker: per boundary, how fast a learner recovers, online, batch by batch.
 
-For each boundary it records **recovery samples** (labelled samples until the rolling mean loss,
-window 32, is within 10% of the level reached at the end of the previous task; censored at the
-task's end), the **post-boundary loss** (mean over the first 100 labelled samples) and, when the
-stream's true switch points are given, **detection delay**, missed switches and false alarms.
-``reference`` makes a tracker measure recovery against another tracker's level (a shadow
-baseline against the meta-learner's), so the two recover towards the same target.
+For each boundary it records **recovery samples** (labelled samples until the rolling mean loss
+over the last 32 samples of the task, a full window, is within 10% of the level reached at the
+end of the previous task; so at least 32, and censored at the task's end; a partial window would
+declare recovery on the first sample whose loss happens to be low, which after a switch that
+relabels only some records is most of them), the **post-boundary loss** (mean over the first
+100 labelled samples) and, when the stream's true switch points are given, **detection
+delay**, missed switches and false alarms. ``reference`` makes a tracker measure recovery
+against another tracker's level (a shadow baseline against the meta-learner's), so the two
+recover towards the same target.
 
 >>> import numpy as np
 >>> t = AdaptationTracker(window=2, post_window=3)
@@ -154,7 +157,8 @@ class AdaptationTracker:
             ends = np.arange(len(prior) + 1, len(joined) + 1)
             starts = np.maximum(0, ends - self.window)
             rolling = (csum[ends] - csum[starts]) / (ends - starts)
-            hit = np.flatnonzero(rolling <= (1 + self.tolerance) * task.level)
+            full = ends - starts == self.window
+            hit = np.flatnonzero(full & (rolling <= (1 + self.tolerance) * task.level))
             if len(hit):
                 task.recovery_samples = task.samples + int(hit[0]) + 1
         if task is not None:

@@ -151,8 +151,12 @@ def adaptation_plots(
             title=f"{stream}: loss over time, true and detected boundaries",
         )
         a.legend(fontsize=8)
+        top = np.nanmax(c["since_switch"].get(default) or [np.nan])
         for name, curve in c["since_switch"].items():
             style = "-" if "+" in name else ":" if name.startswith("river_") else "--"
+            if np.nanmax(curve) > 1000 * top:  # a learner that diverges would flatten the rest
+                b.plot([], [], style, label=f"{name} (off scale: up to {np.nanmax(curve):.0e})")
+                continue
             b.plot(
                 np.arange(1, len(curve) + 1),
                 curve,

@@ -114,6 +114,16 @@ class Learner(BatchResults, ABC):
         every batch as it comes."""
         return None
 
+    def scaler_state(self) -> list[dict[str, Any] | None]:
+        """The standardization's statistics, for a snapshot (not copied)."""
+        return [s.state_dict() if s is not None else None for s in (self.x_scaler, self.y_scaler)]
+
+    def load_scaler_state(self, saved: list[dict[str, Any] | None]) -> None:
+        """Continue from :meth:`scaler_state`."""
+        for scaler, state in zip((self.x_scaler, self.y_scaler), saved, strict=True):
+            if scaler is not None and state is not None:
+                scaler.load_state_dict(state)
+
     def model_features(self, x: Tensor, *, observe: bool) -> Tensor:
         """``x`` as the model sees it (standardized where this learner standardizes)."""
         if self.x_scaler is None:

@@ -24,7 +24,13 @@ from torch.func import grad
 from streammeta.learn.model import FunctionalModel, Params
 from streammeta.learn.optim import InnerOptimizer, State
 
-__all__ = ["inner_step"]
+__all__ = ["finite_records", "inner_step"]
+
+
+def finite_records(x: Tensor, y: Tensor) -> Tensor:
+    """Which records have finite features and, for a float target, a finite target."""
+    finite = torch.isfinite(x.flatten(1)).all(1)
+    return finite & torch.isfinite(y) if y.is_floating_point() else finite
 
 
 def inner_step(
@@ -51,10 +57,8 @@ def inner_step(
     be finite (meta-training's task buffer keeps only finite records)."""
     finite = torch.ones_like(y, dtype=torch.bool)
     if guard:
-        finite = torch.isfinite(x.flatten(1)).all(1)
-        if y.is_floating_point():
-            finite = finite & torch.isfinite(y)
-            y = torch.where(finite, y, torch.zeros_like(y))
+        finite = finite_records(x, y)
+        y = torch.where(finite, y, torch.zeros_like(y))
         flat = x.flatten(1)
         x = torch.where(finite[:, None], flat, torch.zeros_like(flat)).view_as(x)
     weight = finite.to(x.dtype) if weight is None else weight * finite

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from streammeta.learn.base import Learner, copy_state, resolve_device
-from streammeta.learn.inner import inner_step
+from streammeta.learn.inner import finite_records, inner_step
 from streammeta.learn.meta import MetaModel, rule_of
 from streammeta.learn.model import FunctionalModel, Params, Regression
 from streammeta.learn.optim import InnerOptimizer, State, make_optimizer
@@ -156,7 +156,7 @@ class FastWeightLearner(Learner):
         if (self._task_labelled + n) // every > self._task_labelled // every:
             self._anchors = [*self._anchors[-3:], self._fast]
         self._task_labelled += n
-        finite = torch.isfinite(x).all(1) & (torch.isfinite(y) if y.is_floating_point() else True)
+        finite = finite_records(x, y)
         self._learned(x[finite], y[finite], n)  # meta-training's records are all finite
 
     def head_predict(self, out: Tensor) -> Tensor:
@@ -178,7 +178,7 @@ class FastWeightLearner(Learner):
             "anchors": self._anchors,
             "task_labelled": self._task_labelled,
             "pending": [self._pending_x, self._pending_y],
-            "scalers": [s.state_dict() if s is not None else None for s in self._scalers],
+            "scalers": self.scaler_state(),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -190,13 +190,7 @@ class FastWeightLearner(Learner):
         self._anchors = [{k: v.to(self.device) for k, v in a.items()} for a in state["anchors"]]
         self._task_labelled = int(state["task_labelled"])
         self._pending_x, self._pending_y = (v.to(self.device) for v in state["pending"])
-        for scaler, saved in zip(self._scalers, state["scalers"], strict=True):
-            if scaler is not None:
-                scaler.load_state_dict(saved)
-
-    @property
-    def _scalers(self) -> tuple[Standardizer | None, Standardizer | None]:
-        return self.x_scaler, self.y_scaler
+        self.load_scaler_state(state["scalers"])
 
 
 class MetaLearner(MetaTrained, FastWeightLearner):

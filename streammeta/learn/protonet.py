@@ -153,7 +153,7 @@ class ProtoNetLearner(MetaTrained, Learner):
                 "trainer": self.trainer.snapshot(),
                 "sums": self._sums,
                 "counts": self._counts,
-                "scaler": self.x_scaler.state_dict() if self.x_scaler is not None else None,
+                "scalers": self.scaler_state(),
             }
         )
 
@@ -163,5 +163,4 @@ class ProtoNetLearner(MetaTrained, Learner):
         self.trainer.restore(state["trainer"])
         self._sums = state["sums"].to(self.device)
         self._counts = state["counts"].to(self.device)
-        if self.x_scaler is not None:
-            self.x_scaler.load_state_dict(state["scaler"])
+        self.load_scaler_state(state["scalers"])

@@ -115,12 +115,12 @@ class Pipeline:
             self.learner, x, y, mask, segmenter=self.segmenter, task=batch.task
         )
         cuts = predicted.boundaries
-        loss = self._masked(predicted.loss, batch.labelled)
+        loss = self._numpy(predicted.loss)
         switches = self._switches(batch.concept)
         base_loss = base_y_hat = None
         if self.baseline is not None:
             base = predict_then_learn(self.baseline, x, y, mask, told=cuts)
-            base_loss = self._masked(base.loss, batch.labelled)
+            base_loss = self._numpy(base.loss)
             base_y_hat = base.prediction.cpu().numpy()
             self.baseline_tracker.update(base_loss, boundaries=cuts, true_switches=switches)
         self.tracker.update(loss, boundaries=cuts, true_switches=switches)
@@ -158,10 +158,10 @@ class Pipeline:
         return given[changed].tolist()
 
     @staticmethod
-    def _masked(loss: torch.Tensor, labelled: np.ndarray) -> np.ndarray:
-        values = loss.cpu().numpy().astype(np.float64)
-        values[~labelled] = np.nan
-        return values
+    def _numpy(loss: torch.Tensor) -> np.ndarray:
+        """Per-record losses for the trackers (NaN where unlabelled, as ``predict_then_learn``
+        leaves them)."""
+        return loss.cpu().numpy().astype(np.float64)
 
     def status(self) -> dict[str, Any]:
         """Live figures: records, tasks, adaptation of both learners and the speedup. Detection

@@ -55,10 +55,9 @@ def predict_then_learn(
     micro-batch predicts as a small one does instead of every record waiting for the whole
     batch."""
     n = x.shape[0]
-    if n <= (learner.records_to_step() or n):
-        return _predict_then_learn(learner, x, y, labelled, segmenter, task, list(told))
-    parts, starts, a = [], [], 0
-    while a < n:
+    parts: list[Predicted] = []
+    starts, a = [], 0
+    while a < n or not parts:  # an empty batch is one empty slice
         b = min(a + (learner.records_to_step() or n), n)
         parts.append(
             _predict_then_learn(
@@ -69,6 +68,8 @@ def predict_then_learn(
         )  # fmt: skip
         starts.append(a)
         a = b
+    if len(parts) == 1:
+        return parts[0]
     return Predicted(
         torch.cat([p.output for p in parts]),
         torch.cat([p.loss for p in parts]),

@@ -221,11 +221,14 @@ def _parser() -> argparse.ArgumentParser:
         "adaptation",
         help="every learner on the same seeded streams: recovery, detection, loss, accuracy",
         description="Runs the meta-learner variants, the baselines and river's adaptive models "
-        "prequentially on the same seeded records of each stream (micro-batch K=10). streammeta's "
-        "learners cut the stream into tasks with the [segment] detector (ADWIN by default); "
-        "'@oracle' learners are told the true switches, '@meta_off' ones do not meta-learn; "
-        "deep_river runs where its overlay is installed (make peers). Writes results.json, "
-        "results.md (the "
+        "prequentially on the same seeded records of each stream (micro-batch K=10; 1 on "
+        "switching_sinusoid, MOCA's setting). streammeta's learners cut the stream into tasks "
+        "themselves, the [segment] detector (the loss-jump test by default) giving their bank "
+        "of fast learners switch candidates; '@oracle' learners are told the true switches, "
+        "'@meta_off' ones do not meta-learn, '@single' is one fast learner that boundaries "
+        "reset (no bank), '@leader' predicts with the bank's best member alone, '@no_switch' "
+        "has no switch candidate at all (streams without switches only); deep_river runs "
+        "where its overlay is installed (make peers). Writes results.json, results.md (the "
         "targets and one table per stream) and one PNG per stream.",
     )
     ad.add_argument(

@@ -250,6 +250,30 @@ class LearnerConfig(_Section):
     scale_horizon: int = _f(
         10_000, "records the standardization's running mean and variance follow", ge=1
     )
+    bank_size: int = _f(
+        4,
+        "fast learners kept and mixed (a long-lived one, fresh ones started at switch candidates "
+        "and on a schedule, recalled concepts); 1: one fast learner that a boundary resets",
+        ge=1,
+    )
+    mix: Literal["hedge", "leader"] = _f(
+        "hedge",
+        "how the bank predicts: its members weighted by recent loss (hedge), or the member with "
+        "the lowest recent loss (leader)",
+    )
+    mix_horizon: int = _f(20, "labelled records the members' recent loss follows", ge=1)
+    spawn_every: int = _f(
+        100,
+        "labelled records between fresh members started on schedule (0 = at switch candidates "
+        "only): a missed switch costs at most this many records",
+        ge=0,
+    )
+    confirm_records: int = _f(
+        30, "labelled records a new member must lead in a row to open a task", ge=1
+    )
+    memory_size: int = _f(
+        32, "past concepts (fast weights of closed tasks) kept for recall; 0 = no memory", ge=0
+    )
     baseline: Literal["none", "online_adam", "online_sgd", "reset_sgd", "finetune"] = _f(
         "online_adam",
         "shadow baseline run beside the meta-learner (online_adam: Adam, never reset)",
@@ -271,17 +295,22 @@ class StreamConfig(_Section):
 @dataclass(frozen=True, slots=True)
 class SegmentConfig(_Section):
     """How the stream is cut into tasks. A change of a record's explicit ``task`` field is a
-    boundary whatever the detector says."""
+    boundary whatever the detector says. With a bank of fast learners (``learner.bank_size``
+    above 1) what the detector finds is a switch candidate: a fresh member starts there, and a
+    task opens only where a member started at a candidate takes the lead."""
 
     SECTION: ClassVar[str] = "segment"
     detector: str = _f(
-        "adwin",
-        "boundary rule: a river detector on the loss (adwin, page_hinkley, kswin) or on the 0/1 "
-        "error of a classifier (ddm, eddm, hddm_a, hddm_w, fhddm), loss_jump (OSAKA), task "
-        "(explicit field only), fixed windows, or none",
+        "loss_jump",
+        "source of switch candidates (of boundaries, with learner.bank_size 1): the loss-jump "
+        "test (OSAKA), a river detector on the loss (adwin, page_hinkley, kswin) or on the 0/1 "
+        "error of a classifier (ddm, eddm, hddm_a, hddm_w, fhddm), task (explicit field only), "
+        "fixed windows, or none",
         choices=SEGMENTERS,
     )
-    min_task_length: int = _f(50, "records a task holds before a detected boundary", ge=1)
+    min_task_length: int = _f(
+        20, "records a task holds before a detected boundary (or switch candidate)", ge=1
+    )
     cooldown: int = _f(0, "records after a boundary before the next can be detected", ge=0)
     window: int = _f(100, "records per task for detector 'fixed'", ge=1)
 

@@ -113,7 +113,7 @@ def test_adaptation_benchmark_writes_the_schema(tmp_path: Path) -> None:
     results = run_adaptation(plan, load_config(env={}).learner, tmp_path, log=lambda _: None)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["streams"] == json.loads(json.dumps(results["streams"]))
-    assert on_disk["segment"]["detector"] == "adwin"
+    assert on_disk["segment"]["detector"] == "loss_jump"
     for name, entry in on_disk["streams"].items():
         assert entry["default_learner"] == "maml+metasgd"
         assert entry["records"] == 8 * 150 and entry["warm_up_records"] == 300

@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ __all__ = ["DEFAULT_LEARNERS", "LEARNERS", "YARDSTICK", "AdaptationPlan", "run_a
 
 ORACLE = "@oracle"
 META_OFF = "@meta_off"
+SINGLE = "@single"  # one fast learner that boundaries reset: the previous issue's learner
+LEADER = "@leader"  # the bank predicting with its leader instead of the mixture
+NO_SWITCH = "@no_switch"  # the bank with no switch candidate at all: no detector, no schedule
 DEEP_RIVER = "deep_river"
 _MAML: dict[str, object] = {"algorithm": "maml", "optimizer": "metasgd"}
 # name -> learner config overrides (meta-learners), baseline kind, or peer
@@ -57,6 +61,10 @@ LEARNERS: dict[str, dict[str, object] | str] = {
     f"maml+metasgd{ORACLE}": _MAML,
     f"maml+metasgd{META_OFF}": {**_MAML, "meta_train": False},
     f"maml+metasgd{META_OFF}{ORACLE}": {**_MAML, "meta_train": False},
+    f"maml+metasgd{SINGLE}": {**_MAML, "bank_size": 1},
+    f"maml+metasgd{SINGLE}{ORACLE}": {**_MAML, "bank_size": 1},
+    f"maml+metasgd{LEADER}": {**_MAML, "mix": "leader"},
+    f"maml+metasgd{NO_SWITCH}": {**_MAML, "spawn_every": 0},
     "fomaml+metasgd": {"algorithm": "fomaml", "optimizer": "metasgd"},
     "reptile+metasgd": {"algorithm": "reptile", "optimizer": "metasgd"},
     "ftml+metasgd": {"algorithm": "ftml", "optimizer": "metasgd"},
@@ -75,6 +83,8 @@ DEFAULT_LEARNERS = (
     "maml+metasgd",
     f"maml+metasgd{ORACLE}",
     f"maml+metasgd{META_OFF}",
+    f"maml+metasgd{SINGLE}",
+    f"maml+metasgd{NO_SWITCH}",  # on streams without a switch only
     "online_adam",
     DEEP_RIVER,
     "river_logreg",
@@ -150,6 +160,8 @@ class _Stream:
     known_switches: bool
     task_length: int
     min_task: int
+    batch_size: int  # records per micro-batch and per inner step
+    concept: np.ndarray | None  # each record's concept, where concepts recur
 
     @property
     def warm(self) -> int:
@@ -165,24 +177,37 @@ class _Stream:
 def _prepare(name: str, plan: AdaptationPlan) -> _Stream:
     stream = make_stream(name, task_length=plan.task_length, seed=plan.seed)
     tasks, min_task = plan.budget(name, stream.task_length)
+    chunk = stream.take(tasks * stream.task_length)
+    concept = None
+    concept_of = getattr(stream, "concept_of", None)
+    if concept_of is not None:
+        per_task = np.array([concept_of(t) for t in range(int(chunk.task.max()) + 1)])
+        if len(np.unique(per_task)) < len(per_task):  # some concept comes back
+            concept = per_task[chunk.task]
     return _Stream(
         name=name,
-        chunk=stream.take(tasks * stream.task_length),
+        chunk=chunk,
         kind=stream.task,
         n_features=stream.n_features,
         n_classes=stream.n_classes,
         known_switches=stream.known_switches,
         task_length=stream.task_length,
         min_task=min_task,
+        batch_size=getattr(stream, "records_per_step", None) or plan.batch_size,
+        concept=concept,
     )
 
 
 def _learners_for(stream: _Stream, plan: AdaptationPlan) -> list[str]:
+    """The plan's learners that mean something on ``stream``: told switches where they are
+    known and exist, the no-switch variant where there are none."""
+    switches = stream.known_switches and len(stream.switches) > 0
     return [
         name
         for name in plan.learners
         if not (name == "river_adwin_retrain" and stream.kind == "regression")
-        and not (name.endswith(ORACLE) and not stream.known_switches)
+        and not (name.endswith(ORACLE) and not switches)
+        and not (NO_SWITCH in name and (switches or not stream.known_switches))
     ]
 
 
@@ -219,6 +244,7 @@ def _run_one(
         task=stream.kind,  # type: ignore[arg-type]
         n_features=stream.n_features,
         n_classes=stream.n_classes,
+        support_size=stream.batch_size,
     )
     learner = _make(name, cfg)
     oracle = name.endswith(ORACLE)
@@ -227,8 +253,12 @@ def _run_one(
         x,
         y,
         stream.chunk.task,
-        plan.batch_size,
-        segmenter=None if oracle else build_segmenter(seg),
+        stream.batch_size,
+        segmenter=None
+        if oracle
+        else build_segmenter(
+            dataclasses.replace(seg, detector="none") if NO_SWITCH in name else seg
+        ),
     )
     return {
         "loss": res.loss,
@@ -238,6 +268,11 @@ def _run_one(
         "meta_updates": learner.model_version,
         "learned": learner.describe(),
     }
+
+
+def _segment_for(name: str, seg: SegmentConfig) -> SegmentConfig:
+    """The segment config of a learner: no switch candidates for the no-switch variant."""
+    return dataclasses.replace(seg, detector="none") if NO_SWITCH in name else seg
 
 
 def _score(
@@ -261,11 +296,35 @@ def _score(
             task = stream.chunk.task
             row["mse_after_1_step"] = window_mean(loss, task, k, 2 * k, stream.min_task)
             row["mse_after_5_steps"] = window_mean(loss, task, 5 * k, 6 * k, stream.min_task)
+        if stream.concept is not None:
+            row.update(_recurrence(stream, loss))
         for extra in ("meta_updates", "learned"):
             if extra in run:
                 row[extra] = run[extra]
         rows[name] = _clean(row)
     return rows
+
+
+def _recurrence(stream: _Stream, loss: np.ndarray) -> dict[str, float]:
+    """Post-boundary loss (the first 100 records after a true switch) of the tasks where a
+    concept appears for the first time, and of those where it comes back. The stream's first
+    task is left out: its loss holds the learner's own start, not the concept's."""
+    assert stream.concept is not None
+    starts = np.flatnonzero(np.diff(stream.chunk.task, prepend=-1) != 0)[1:]
+    first: list[float] = []
+    back: list[float] = []
+    seen = {int(stream.concept[0])}
+    for a in starts.tolist():
+        c = int(stream.concept[a])
+        (back if c in seen else first).append(float(np.nanmean(loss[a : a + 100])))
+        seen.add(c)
+    mean_first = float(np.mean(first)) if first else math.nan
+    mean_back = float(np.mean(back)) if back else math.nan
+    return {
+        "first_appearance_loss": mean_first,
+        "return_loss": mean_back,
+        "return_vs_first": mean_back / mean_first if first and back else math.nan,
+    }
 
 
 _RECOVERY = ("recovery_samples_median", "recovery_censored_fraction", "post_boundary_loss")
@@ -331,7 +390,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 def _curves(stream: _Stream, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Plot data: mean loss against samples since a true switch, and a stretch of the loss
     over time with the true switches and each learner's boundaries."""
-    if not stream.known_switches:
+    if not len(stream.switches):  # unknown, or none: nothing to line up
         return {}
     length = min(stream.task_length, 300)
     lo = stream.warm
@@ -392,12 +451,13 @@ def run_adaptation(
                 runs[jobs[job]] = job.result()
                 log(f"{name:>15} {jobs[job]:<22} [{time.perf_counter() - t0:.0f}s]")
             runs = {n: runs[n] for n in names if runs[n]}  # a peer not installed: no row
-            rows = _score(stream, runs, default, plan.batch_size)
+            rows = _score(stream, runs, default, stream.batch_size)
             results["streams"][name] = {
                 "default_learner": default,
                 "task": stream.kind,
                 "records": len(stream.chunk),
                 "task_length": stream.task_length,
+                "batch_size": stream.batch_size,
                 "warm_up_records": stream.warm,
                 "known_switches": stream.known_switches,
                 "true_switches_counted": int((stream.switches >= stream.warm).sum()),
@@ -441,9 +501,10 @@ def _line(stream: str, row: dict[str, Any]) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets per stream, each with the measured figure and whether it is met:
+    """The issues' targets per stream, each with the measured figure and whether it is met:
     quality at least the yardstick's (accuracy, or MSE for regression), recovery at most half
-    of ``online_adam``'s, meta-learning better than none after a boundary, and detection."""
+    of ``online_adam``'s, meta-learning better than none after a boundary, detection, and the
+    bank's (:func:`_bank_targets`)."""
     checks: list[dict[str, Any]] = []
     for stream, entry in results["streams"].items():
         rows, default = entry["learners"], entry["default_learner"]
@@ -472,6 +533,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             else:
                 ratio = me["prequential_loss"] / theirs["prequential_loss"]
                 check(f"MSE / {peer}'s", ratio, "<= 1", ratio <= 1)
+        _bank_targets(check, rows, default, classes)
         mine = me["recovery_samples_median"]
         theirs_rec = rows.get("online_adam", {}).get("recovery_samples_median")
         if mine is not None and theirs_rec:
@@ -497,3 +559,47 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 me["false_alarms_per_10k"] < 1,
             )
     return checks
+
+
+def _bank_targets(
+    check: Callable[[str, Any, str, bool | None], None],
+    rows: dict[str, dict[str, Any]],
+    default: str,
+    classes: bool,
+) -> None:
+    """The bank's targets: self-segmenting within 10% of told switches (prequential and
+    post-boundary loss), a returning concept at most a fifth of its first appearance's
+    post-boundary loss, no loss to switch detection on a stream without switches (1%), ARF
+    matched where the single learner was below it, and at least half the single learner's
+    records/s."""
+    me = rows[default]
+    told = rows.get(f"{default}{ORACLE}")
+    for key, what in (("prequential_loss", "loss"), ("post_boundary_loss", "post-boundary loss")):
+        if told and me.get(key) is not None and told.get(key):
+            ratio = me[key] / told[key]
+            check(f"{what} / told switches'", ratio, "<= 1.1", ratio <= 1.1)
+    back = me.get("return_vs_first")
+    if back is not None:
+        check(
+            "post-boundary loss: concept's return / first appearance", back, "<= 0.2", back <= 0.2
+        )
+    quiet = rows.get(f"{default}{NO_SWITCH}")
+    if quiet:
+        if classes:
+            ratio = me["prequential_accuracy"] / quiet["prequential_accuracy"]
+            check("accuracy / no switch detection's", ratio, ">= 0.99", ratio >= 0.99)
+        else:
+            ratio = me["prequential_loss"] / quiet["prequential_loss"]
+            check("loss / no switch detection's", ratio, "<= 1.01", ratio <= 1.01)
+    single, arf = rows.get(f"{default}{SINGLE}"), rows.get("river_arf")
+    if (
+        classes
+        and single is not None
+        and arf is not None
+        and single["prequential_accuracy"] < arf["prequential_accuracy"]
+    ):
+        gap = me["prequential_accuracy"] - arf["prequential_accuracy"]
+        check("accuracy - river_arf's (single learner below)", gap, ">= 0", gap >= 0)
+    if single and single.get("records_per_s"):
+        ratio = me["records_per_s"] / single["records_per_s"]
+        check("records/s / single learner's", ratio, ">= 0.5", ratio >= 0.5)

@@ -33,6 +33,8 @@ _COLUMNS = [
     ("detected_fraction", "switches detected"),
     ("detection_delay_median", "detection delay (median)"),
     ("false_alarms_per_10k", "false alarms / 10k"),
+    ("first_appearance_loss", "post-boundary loss: first appearance"),
+    ("return_loss", "post-boundary loss: concept's return"),
     ("records_per_s", "records/s"),
 ]
 
@@ -73,13 +75,14 @@ _PEERS = ("online_adam", "deep_river", "river_logreg", "river_hat", "river_arf")
 
 def summary_table(results: dict[str, Any]) -> str:
     """One row per stream: the prequential accuracy (classification) or MSE (regression) of the
-    default learner, told the switches and with meta-learning off, beside the yardstick's and
-    ARF's; then recovery samples against ``online_adam``'s and records/s."""
+    default learner, told the switches, with meta-learning off and as a single fast learner
+    (no bank), beside the yardstick's and ARF's; then recovery samples against
+    ``online_adam``'s and records/s."""
     lines = [
-        "| stream | measure | streammeta | told switches | meta-learning off | "
+        "| stream | measure | streammeta | told switches | meta-learning off | single learner | "
         + " | ".join(_PEERS)
         + " | recovery: streammeta / online_adam | records/s: streammeta / online_adam |",
-        "|---|---|" + "---:|" * (len(_PEERS) + 5),
+        "|---|---|" + "---:|" * (len(_PEERS) + 6),
     ]
 
     def f(row: dict[str, Any] | None, key: str) -> str:
@@ -89,7 +92,7 @@ def summary_table(results: dict[str, Any]) -> str:
         rows, default = entry["learners"], entry["default_learner"]
         classes = entry["task"] == "classification"
         key = "prequential_accuracy" if classes else "prequential_loss"
-        names = [default, f"{default}@oracle", f"{default}@meta_off", *_PEERS]
+        names = [default, f"{default}@oracle", f"{default}@meta_off", f"{default}@single", *_PEERS]
         cells = " | ".join(f(rows.get(n), key) for n in names)
         me, adam = rows.get(default), rows.get("online_adam")
         lines.append(

@@ -25,6 +25,12 @@ import numpy as np
 
 from streammeta.bench.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
 from streammeta.bench.raw_streams import FriedmanStream, RawHyperplaneStream
+from streammeta.bench.regime_streams import (
+    NoDriftStream,
+    SinusoidRecurringStream,
+    StaggerRecurringStream,
+    SwitchingSinusoidStream,
+)
 from streammeta.bench.river_streams import RIVER_STREAMS, AgrawalStream, RiverSwitchingStream
 from streammeta.bench.stream_base import Stream, StreamChunk
 
@@ -103,6 +109,10 @@ _MAKERS: dict[str, Callable[..., Stream]] = {
     "sinusoid_offset": OffsetSinusoidStream,
     "friedman": FriedmanStream,
     "hyperplane_raw": RawHyperplaneStream,
+    "stagger_recurring": StaggerRecurringStream,
+    "sinusoid_recurring": SinusoidRecurringStream,
+    "no_drift": NoDriftStream,
+    "switching_sinusoid": SwitchingSinusoidStream,
 }
 
 STREAMS = tuple(_MAKERS)

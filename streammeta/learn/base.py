@@ -61,45 +61,65 @@ class Learner(BatchResults, ABC):
     x_scaler: Standardizer | None = None
     y_scaler: Standardizer | None = None  # squared-error regression only
 
+    #: Whether the learner weighs switch candidates itself (a bank of fast learners): it then
+    #: opens a task where its own evidence says so, and a candidate alone opens none.
+    decides_boundaries: bool = False
+
     def update(
         self,
         x: Tensor,
         y: Tensor | None = None,
         labelled: Tensor | None = None,
         boundaries: Sequence[int] = (),
+        candidates: Sequence[int] = (),
     ) -> None:
         """Predict ``x``, then learn from the records where ``labelled`` (default: all when
         ``y`` is given, none otherwise). ``boundaries``: offsets of the records in this batch
-        that open a new task (0 is a boundary before the first record)."""
+        that open a new task for certain (0 is a boundary before the first record);
+        ``candidates``: offsets where a detector suspects a switch, which open a task unless the
+        learner ``decides_boundaries``. ``opened`` then lists where tasks opened."""
         n = x.shape[0]
-        cuts = sorted(set(boundaries))
-        if cuts and (cuts[0] < 0 or cuts[-1] >= n):
-            raise ValueError(f"boundaries={list(boundaries)!r}: offsets must lie in 0..{n - 1}")
+        cuts, marks = sorted(set(boundaries)), sorted(set(candidates) - set(boundaries))
+        for name, given in (("boundaries", cuts), ("candidates", marks)):
+            if given and (given[0] < 0 or given[-1] >= n):
+                raise ValueError(f"{name}={given!r}: offsets must lie in 0..{n - 1}")
         user_y = y
         first = self.first_targets(user_y, labelled)
         x, y = self.model_features(x, observe=True), self.model_targets(y)
-        edges = [0, *(c for c in cuts if c > 0), n]
-        if len(edges) == 2:
-            if cuts:
+        edges = [0, *(c for c in sorted({*cuts, *marks}) if c > 0), n]
+        self._opened = []
+        outs, losses = [], []
+        for a, b in itertools.pairwise(edges):
+            self._offset = a
+            if a in cuts:
                 self.begin_task()
-            self._step(x, y, labelled)
-        else:
-            outs, losses = [], []
-            for a, b in itertools.pairwise(edges):
-                if a in cuts:
-                    self.begin_task()
-                self._step(
-                    x[a:b],
-                    None if y is None else y[a:b],
-                    None if labelled is None else labelled[a:b],
-                )
-                outs.append(self._out)
-                losses.append(self._loss)
+                self._opened.append(a)
+            elif a in marks:
+                self._candidate()
+            if b - a == n:  # one segment: no slicing, no concatenation
+                self._step(x, y, labelled)
+                break
+            self._step(
+                x[a:b], None if y is None else y[a:b], None if labelled is None else labelled[a:b]
+            )
+            outs.append(self._out)
+            losses.append(self._loss)
+        if outs:
             self._out, self._loss = torch.cat(outs), torch.cat(losses)
         self._out, self._loss = self.user_units(self._out, self._loss, user_y)
         if not first:
             self.observe_targets(user_y, labelled)
         self._end_batch()
+
+    @property
+    def opened(self) -> list[int]:
+        """Offsets of the records of the last ``update`` that opened a new task."""
+        return list(self._opened)
+
+    def _candidate(self) -> None:
+        """A detector suspects a switch at the record ``_offset`` (default: a boundary)."""
+        self.begin_task()
+        self._opened.append(self._offset)
 
     def predict(self, x: Tensor, y: Tensor | None = None) -> None:
         """Predict ``x`` with the current fast weights and learn nothing; ``output``, ``loss``
@@ -201,6 +221,8 @@ class Learner(BatchResults, ABC):
 
     _probe_out: Tensor  # set by ``predict``
     _probe_loss: Tensor
+    _opened: list[int]  # set by ``update``
+    _offset: int  # the first record of the segment being learned, in the batch
 
     @property
     def model_version(self) -> int:

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from streammeta.config import LearnerConfig, SegmentConfig
+from streammeta.learn.bank import BankLearner
 from streammeta.learn.base import Learner
 from streammeta.learn.baselines import BASELINES, FineTune, OnlineAdam, OnlineSGD, ResetSGD
 from streammeta.learn.learner import MetaLearner
@@ -47,18 +48,29 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
             seed=cfg.seed,
             **training,
         )
-    return MetaLearner(
-        build_model(cfg),
-        algorithm=cfg.algorithm,
-        optimizer=cfg.optimizer,
-        inner_lr=cfg.inner_lr,
-        n_features=cfg.n_features,
-        meta_train=cfg.meta_train,
-        standardize=cfg.standardize,
-        scale_horizon=cfg.scale_horizon,
-        device=cfg.device,
-        seed=cfg.seed,
+    common: dict[str, Any] = {
+        "algorithm": cfg.algorithm,
+        "optimizer": cfg.optimizer,
+        "inner_lr": cfg.inner_lr,
+        "n_features": cfg.n_features,
+        "meta_train": cfg.meta_train,
+        "standardize": cfg.standardize,
+        "scale_horizon": cfg.scale_horizon,
+        "device": cfg.device,
+        "seed": cfg.seed,
         **training,
+    }
+    if cfg.bank_size == 1:
+        return MetaLearner(build_model(cfg), **common)
+    return BankLearner(
+        build_model(cfg),
+        bank_size=cfg.bank_size,
+        memory_size=cfg.memory_size,
+        spawn_every=cfg.spawn_every,
+        mix=cfg.mix,
+        mix_horizon=cfg.mix_horizon,
+        confirm=cfg.confirm_records,
+        **common,
     )
 
 

@@ -155,7 +155,11 @@ class KeyedLearner(BatchResults):
         self.device = learner.device
         self._forward = vmap(learner.model)
         model, inner = learner.model, learner.inner
-        self._inner_step = vmap(lambda p, s, x, y: inner_step(model, inner, p, s, x, y))
+        # the stream's steps need no meta-gradient: without no_grad, the weights would carry the
+        # graph of every step back to the task's start
+        self._inner_step = torch.no_grad()(
+            vmap(lambda p, s, x, y: inner_step(model, inner, p, s, x, y))
+        )
         self._reset()
 
     def _reset(self) -> None:

@@ -147,10 +147,13 @@ class FastWeightLearner(Learner):
         self._pending_y = torch.cat([self._pending_y, y])
         k = self.support_size
         while self._pending_x.shape[0] >= k:
-            self._fast, self._state, _ = inner_step(
-                self.model, self.inner, self._fast, self._state,
-                self._pending_x[:k], self._pending_y[:k],
-            )  # fmt: skip
+            # no meta-gradient through the stream's steps: without no_grad, the fast weights
+            # would carry the graph of every step back to the task's start
+            with torch.no_grad():
+                self._fast, self._state, _ = inner_step(
+                    self.model, self.inner, self._fast, self._state,
+                    self._pending_x[:k], self._pending_y[:k],
+                )  # fmt: skip
             self._pending_x, self._pending_y = self._pending_x[k:], self._pending_y[k:]
         every = max(self.anchor_lag // 4, 1)
         if (self._task_labelled + n) // every > self._task_labelled // every:
@@ -248,6 +251,10 @@ class MetaLearner(MetaTrained, FastWeightLearner):
     def _task_start(self) -> Params:
         return self.meta.init_params()
 
+    def _task_state(self) -> State:
+        """The inner optimizer's state of the current task's fast weights."""
+        return self._state
+
     def begin_task(self) -> None:
         if hasattr(self, "trainer"):
             self.trainer.end_task()
@@ -262,7 +269,7 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         if batch is None:
             return
         # episodes start as a new task on the stream does: with the second moments it keeps
-        start = self.inner.restart({k: v.detach() for k, v in self._state.items()})
+        start = self.inner.restart({k: v.detach() for k, v in self._task_state().items()})
         loss, adapted = self.meta.meta_loss(
             *batch, first_order=self.rule.first_order, steps=self.trainer.inner_steps, state=start
         )

@@ -36,6 +36,7 @@ from prometheus_client import (
 )
 
 from streammeta.io.records import REASONS
+from streammeta.learn.bank import ORIGINS
 from streammeta.metrics.histogram import ArrayHistogram
 from streammeta.metrics.sensor import Sensor
 
@@ -183,6 +184,39 @@ class PrometheusSensor(Sensor):
         )
         self.keys_held = gauge("keys_held", "Keys with their own fast weights.")
         self.keys_evicted = counter("keys_evicted", "Keys evicted (least recently used).")
+        # the bank of fast learners and the concept memory
+        self.members = gauge("bank_members", "Fast learners alive in the bank.")
+        self.leader_age = gauge(
+            "bank_leader_age_records", "Labelled records since the leading member joined the bank."
+        )
+        self.leader_origin = gauge(
+            "bank_leader_origin",
+            "1 for where the leading member came from (long_lived, fresh, recalled), else 0.",
+            ["origin"],
+        )
+        self.entropy = gauge(
+            "bank_mixture_entropy",
+            "Entropy of the members' weights in the mixture, in nats (0: one member predicts).",
+        )
+        self.candidates = counter(
+            "switch_candidates",
+            "Switch candidates that started a fresh member, by source (detector, schedule).",
+            ["source"],
+        )
+        self.bank_boundaries = counter(
+            "bank_boundaries",
+            "Tasks opened, by source: a new member took the lead (bank) or the record's task "
+            "field changed (explicit).",
+            ["source"],
+        )
+        self.recalls = counter("concept_recalls", "Stored concepts recalled into the bank.")
+        self.recall_hits = counter(
+            "concept_recall_hits", "Recalled concepts that went on to lead the bank."
+        )
+        self.memory_entries = gauge("concept_memory_entries", "Concepts in the memory.")
+        self.memory_bytes = gauge(
+            "concept_memory_bytes", "Bytes the concept memory holds (allocated for its capacity)."
+        )
         # Kafka and state
         self.lag = gauge(
             "consumer_lag_records",
@@ -229,6 +263,12 @@ class PrometheusSensor(Sensor):
             self.dead_letters.labels(reason)
         for outcome in ("ok", "unlabelled", "dead_letter"):
             self.records.labels(outcome)
+        for source in ("detector", "schedule"):
+            self.candidates.labels(source)
+        for source in ("bank", "explicit"):
+            self.bank_boundaries.labels(source)
+        for origin in ORIGINS:
+            self.leader_origin.labels(origin)
         for learner in LEARNERS:
             self.recovery.labels(learner)
             self.post_loss.labels(learner)
@@ -239,6 +279,7 @@ class PrometheusSensor(Sensor):
         self._tracker_state = (0, 0)  # missed switches, false alarms already counted
         self._meta = (0, 0.0)  # meta-updates and their seconds already counted
         self._evicted = 0
+        self._bank_counts: dict[str, int] = {}  # the learner's bank counters already counted
         self._described = 0.0  # monotonic time the learner's figures were last read
         self._task_start = 0
         self._lag_series: set[tuple[str, str]] = set()
@@ -371,6 +412,28 @@ class PrometheusSensor(Sensor):
             evicted = int(figures["keys_evicted"])
             self.keys_evicted.inc(max(0, evicted - self._evicted))
             self._evicted = evicted
+        if "members_alive" in figures:
+            self._bank(figures)
+
+    def _bank(self, figures: Mapping[str, float]) -> None:
+        self.members.set(figures["members_alive"])
+        self.leader_age.set(figures["leader_age"])
+        for i, origin in enumerate(ORIGINS):
+            self.leader_origin.labels(origin).set(float(figures["leader_origin"] == i))
+        self.entropy.set(figures["mixture_entropy"])
+        self.memory_entries.set(figures["memory_size"])
+        self.memory_bytes.set(figures["memory_bytes"])
+        for key, metric in (
+            ("candidates_detector", self.candidates.labels("detector")),
+            ("candidates_schedule", self.candidates.labels("schedule")),
+            ("boundaries_bank", self.bank_boundaries.labels("bank")),
+            ("boundaries_explicit", self.bank_boundaries.labels("explicit")),
+            ("recalls", self.recalls),
+            ("recall_hits", self.recall_hits),
+        ):
+            count = int(figures[key])
+            metric.inc(max(0, count - self._bank_counts.get(key, 0)))
+            self._bank_counts[key] = count
 
     def on_checkpoint(self, seconds: float) -> None:
         self.checkpoints.inc()

@@ -90,6 +90,7 @@ class Pipeline:
         self.tracker = AdaptationTracker()
         self.baseline_tracker = AdaptationTracker(reference=self.tracker)
         self.records = 0
+        self.task = 0  # ordinal of the current task: boundaries opened so far
         self._concept: object = None  # the last concept seen
 
     @classmethod
@@ -110,7 +111,7 @@ class Pipeline:
         y = torch.from_numpy(np.ascontiguousarray(batch.y))
         y = torch.where(labelled, y, torch.zeros_like(y))  # placeholders never reach a loss
         mask = None if bool(batch.labelled.all()) else labelled
-        before, version = self.segmenter.task_id, self.learner.model_version  # the ones used
+        before, version = self.task, self.learner.model_version  # the ones used
         predicted = predict_then_learn(
             self.learner, x, y, mask, segmenter=self.segmenter, task=batch.task
         )
@@ -125,6 +126,7 @@ class Pipeline:
             self.baseline_tracker.update(base_loss, boundaries=cuts, true_switches=switches)
         self.tracker.update(loss, boundaries=cuts, true_switches=switches)
         self.records += n
+        self.task += len(cuts)
         boundary = np.zeros(n, dtype=bool)
         boundary[cuts] = True
         out = predicted.output
@@ -169,7 +171,7 @@ class Pipeline:
         carried their true concept: without it every boundary would count as a false alarm."""
         out: dict[str, Any] = {
             "records": self.records,
-            "task": self.segmenter.task_id,
+            "task": self.task,
             "model_version": self.learner.model_version,
             "meta": self._summary(self.tracker),
             "learned": self.learner.describe(),
@@ -188,6 +190,7 @@ class Pipeline:
     def snapshot(self) -> dict[str, Any]:
         return {
             "records": self.records,
+            "task": self.task,
             "concept": self._concept,
             "learner": self.learner.snapshot(),
             "baseline": self.baseline.snapshot() if self.baseline is not None else None,
@@ -203,5 +206,6 @@ class Pipeline:
         if self.baseline is not None and state["baseline"] is not None:
             self.baseline.restore(state["baseline"])
         self.segmenter.restore(state["segmenter"])
+        self.task = int(state.get("task", self.segmenter.task_id))
         self.tracker.restore(state["tracker"])
         self.baseline_tracker.restore(state["baseline_tracker"])

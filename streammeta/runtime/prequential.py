@@ -46,8 +46,10 @@ def predict_then_learn(
 ) -> Predicted:
     """Predict the batch, then let ``segmenter`` read the prediction's signal (and the records'
     explicit ``task`` values) and learn the batch with the boundaries it finds; without a
-    segmenter the boundaries are ``told`` (known switches). ``labelled`` (default: all) masks
-    the records without a label: they reach neither the segmenter nor learning.
+    segmenter the boundaries are ``told`` (known switches). A learner that
+    ``decides_boundaries`` takes the explicit ones as certain and the detector's as switch
+    candidates, and the boundaries returned are those it opened. ``labelled`` (default: all)
+    masks the records without a label: they reach neither the segmenter nor learning.
 
     A learner that steps every so many records (``records_to_step``) takes the batch in slices
     that end where its steps come, in order: each slice is predicted with the weights the slices
@@ -91,17 +93,17 @@ def _predict_then_learn(
     output, loss, prediction = learner.output, learner.loss, learner.prediction
     if labelled is not None:
         loss = torch.where(labelled.to(loss.device), loss, torch.nan)
-    cuts = told
+    certain, suspected = told, []
     if segmenter is not None:
         read = learner.drift_signal(segmenter.reads, y, anchored=segmenter.anchored)
         signal = read.double().cpu().numpy()
         if labelled is not None:
             signal[~labelled.cpu().numpy()] = np.nan
         segmenter.update(signal, task)
-        cuts = segmenter.boundaries
-    predicted = Predicted(output, loss, prediction, cuts)
-    learner.update(x, y, labelled=labelled, boundaries=predicted.boundaries)
-    return predicted
+        certain = segmenter.explicit
+        suspected = [c for c in segmenter.boundaries if c not in certain]
+    learner.update(x, y, labelled=labelled, boundaries=certain, candidates=suspected)
+    return Predicted(output, loss, prediction, learner.opened)
 
 
 @dataclass(frozen=True)

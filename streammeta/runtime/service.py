@@ -637,11 +637,12 @@ def _names(partitions: Sequence[Partition]) -> str:
 #: other values is refused at start-up rather than restored into the wrong shapes.
 _FINGERPRINT = {
     "learner": ("task", "algorithm", "optimizer", "hidden", "layer_norm", "n_features",
-                "n_classes", "labels", "feature_names", "baseline", "standardize"),
+                "n_classes", "labels", "feature_names", "baseline", "standardize", "bank_size",
+                "memory_size"),
     "segment": ("detector",),
 }  # fmt: skip
 #: the layout of the learner's state; a checkpoint of another layout is refused the same way
-_STATE_FORMAT = 2
+_STATE_FORMAT = 3
 
 
 def build_service(

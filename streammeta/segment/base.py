@@ -43,12 +43,20 @@ class Segmenter(ABC):
         self._task_id = 0
         self._length = 0  # records in the current task so far
         self._boundaries: list[int] = []
+        self._explicit: list[int] = []
         self._restart()
 
     @property
     def boundaries(self) -> list[int]:
         """Offsets in the last batch of the records that opened a new task."""
         return list(self._boundaries)
+
+    @property
+    def explicit(self) -> list[int]:
+        """The boundaries of the last batch that no detector chose: a record's explicit ``task``
+        value changed (or a fixed window ended). A learner that weighs switch candidates
+        itself takes these as certain and the others as candidates."""
+        return list(self._explicit)
 
     @property
     def boundary(self) -> bool:
@@ -62,11 +70,13 @@ class Segmenter(ABC):
 
     def update(self, signal: np.ndarray, task: np.ndarray | None = None) -> None:
         """Read one micro-batch."""
-        self._boundaries = []
+        self._boundaries, self._explicit = [], []
         signal = np.asarray(signal, dtype=np.float64)
         for i, value in enumerate(signal.tolist()):
             forced = self._forced(i, task)
             detected = not forced and value == value and self._observe(value)  # NaN: unlabelled
+            if forced:
+                self._explicit.append(i)
             if forced or (detected and self._length >= max(self.min_task_length, self.cooldown)):
                 self._boundaries.append(i)
                 self._task_id += 1
@@ -105,7 +115,7 @@ class Segmenter(ABC):
         self._task_id = int(state["task_id"])
         self._length = int(state["length"])
         self._last_task = state["last_task"]
-        self._boundaries = []
+        self._boundaries, self._explicit = [], []
         self._load(state)
 
     def _state(self) -> dict[str, Any]:
@@ -188,6 +198,7 @@ class LossJump(Segmenter):
     def update(self, signal: np.ndarray, task: np.ndarray | None = None) -> None:
         signal = np.asarray(signal, dtype=np.float64)
         self._boundaries = [i for i in range(len(signal)) if self._forced(i, task)]
+        self._explicit = list(self._boundaries)
         if self._boundaries:  # explicit task changes: the last one's records start the level
             self._task_id += len(self._boundaries)
             self._length = 0

@@ -23,7 +23,7 @@ from streammeta.learn.scale import Standardizer
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.prequential import predict_then_learn, run_prequential
 from streammeta.segment import make_segmenter
-from tests.learn.helpers import same_state
+from tests.learn.helpers import fast_moments, fast_weights, same_state
 
 N_FEATURES = 3
 # per-column scales and offsets of the rescaled stream, and the targets' affine map
@@ -267,7 +267,7 @@ def test_published_predictions_do_not_depend_on_the_batchs_labels(detector: str)
         assert torch.equal(p.output[:10], reference.output[:10]), name  # the first slice
     # the labels did reach the losses and learning: the comparison has teeth
     assert not torch.equal(published["true"].loss, published["flipped"].loss)
-    assert not same_state(runs[0].snapshot()["fast"], runs[1].snapshot()["fast"])
+    assert not same_state(fast_weights(runs[0].snapshot()), fast_weights(runs[1].snapshot()))
     # nor does a record's prediction depend on the later records of its batch
     later = batch.clone()
     later[20:] = later[20:] * 3 + 100
@@ -356,18 +356,18 @@ def test_infinite_targets_leave_the_fast_weights_as_they_were(kind: str) -> None
     bad[3] = float("nan")
     learner.update(torch.from_numpy(x[100:120]), bad)  # two chunks of nothing but bad labels
     after = learner.snapshot()
-    assert same_state(after["fast"], before["fast"])
-    assert same_state(after["state"], before["state"])  # Adam's moments and step count too
+    assert same_state(fast_weights(after), fast_weights(before))
+    assert same_state(fast_moments(after), fast_moments(before))  # Adam's moments and steps too
     assert same_state(after["scalers"][1], before["scalers"][1])  # bad labels teach no statistics
     assert torch.isfinite(learner.prediction).all()
     # a chunk mixing bad and good labels learns from the good ones
     mixed = torch.from_numpy(y[120:130]).clone()
     mixed[:4] = float("inf")
     learner.update(torch.from_numpy(x[120:130]), mixed)
-    assert not same_state(learner.snapshot()["fast"], before["fast"])
+    assert not same_state(fast_weights(learner.snapshot()), fast_weights(before))
     _, preds, losses = _run_updates(learner, x[130:], y[130:], 10)
     assert torch.isfinite(preds).all() and torch.isfinite(losses).all()
-    assert all(torch.isfinite(v).all() for v in learner.snapshot()["fast"].values())
+    assert all(torch.isfinite(v).all() for v in fast_weights(learner.snapshot()).values())
 
 
 @pytest.mark.parametrize("kind", LEARNER_KINDS)

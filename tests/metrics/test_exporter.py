@@ -20,6 +20,7 @@ from streammeta.bench.streams import make_stream
 from streammeta.cli import main
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
+from streammeta.learn.bank import ORIGINS
 from streammeta.metrics.prometheus import PrometheusSensor
 from streammeta.metrics.server import MetricsServer
 from streammeta.runtime.checkpoint import CheckpointStore
@@ -106,7 +107,7 @@ def test_tasks_boundaries_and_adaptation(ran: tuple) -> None:
     value = registry.get_sample_value
     switches = N // TASK - 1  # the concept changes 9 times in 2000 records
     assert value("streammeta_boundaries_total") == switches
-    assert value("streammeta_task") == switches == service.pipeline.segmenter.task_id
+    assert value("streammeta_task") == switches == service.pipeline.task
     last_switch = switches * TASK
     good_after = sum(1 for i in range(last_switch, N) if i % 200 != 99)
     assert value("streammeta_task_age_records") == good_after
@@ -139,6 +140,29 @@ def test_meta_training_and_learned_rates(ran: tuple) -> None:
     assert value("streammeta_learned_lr_mean") == pytest.approx(figures["lr_mean"])
     assert value("streammeta_learned_lr_stddev") == pytest.approx(figures["lr_std"])
     assert value("streammeta_meta_loss") == pytest.approx(figures["meta_loss"])
+
+
+def test_bank_of_fast_learners_and_concept_memory(ran: tuple) -> None:
+    service, registry, _ = ran
+    value = registry.get_sample_value
+    figures = service.pipeline.learner.describe()
+    assert value("streammeta_bank_members") == figures["members_alive"] >= 2
+    assert value("streammeta_bank_leader_age_records") == figures["leader_age"]
+    origins = {o: value("streammeta_bank_leader_origin", {"origin": o}) for o in ORIGINS}
+    assert origins[ORIGINS[int(figures["leader_origin"])]] == 1 and sum(origins.values()) == 1
+    assert value("streammeta_bank_mixture_entropy") == pytest.approx(figures["mixture_entropy"])
+    assert value("streammeta_concept_memory_entries") == figures["memory_size"] >= 1
+    assert value("streammeta_concept_memory_bytes") == figures["memory_bytes"] > 0
+    # explicit tasks: every concept change opened a task; the schedule started fresh members
+    switches = N // TASK - 1
+    assert value("streammeta_bank_boundaries_total", {"source": "explicit"}) == switches
+    assert (
+        value("streammeta_bank_boundaries_total", {"source": "bank"}) == figures["boundaries_bank"]
+    )
+    schedule = value("streammeta_switch_candidates_total", {"source": "schedule"})
+    assert schedule == figures["candidates_schedule"] > 0
+    assert value("streammeta_concept_recalls_total") == figures["recalls"]
+    assert value("streammeta_concept_recall_hits_total") == figures["recall_hits"]
 
 
 def test_kafka_and_checkpoint_state(ran: tuple) -> None:

@@ -271,8 +271,14 @@ def _run_one(
 
 
 def _segment_for(name: str, seg: SegmentConfig) -> SegmentConfig:
-    """The segment config of a learner: no switch candidates for the no-switch variant."""
-    return dataclasses.replace(seg, detector="none") if NO_SWITCH in name else seg
+    """The segment config of a learner: no switch candidates for the no-switch variant; the
+    single learner's own defaults (ADWIN, tasks of at least 50 records) for it, the previous
+    release's learner as it was."""
+    if NO_SWITCH in name:
+        return dataclasses.replace(seg, detector="none")
+    if SINGLE in name:
+        return dataclasses.replace(seg, detector="adwin", min_task_length=50)
+    return seg
 
 
 def _score(

@@ -69,8 +69,11 @@ MIXES = ("hedge", "leader")
 ORIGINS = ("long_lived", "fresh", "recalled")
 _LONG, _FRESH, _RECALLED = ORIGINS
 _DEAD = ""
-#: a floor under the noise level of regression targets in standard units (a perfect fit)
-_MIN_SQUARED_ERROR = 1e-4
+#: a floor under a loss in the model's units (a perfect fit): the noise level of regression
+#: targets, and the level a rise is measured from
+_MIN_LOSS = 1e-4
+#: how much better than every member a concept from memory must predict the latest records
+_RECALL_MARGIN = 2.0
 #: after an explicit boundary, the log-weight the members other than the new task's fresh
 #: owner start behind by: the evidence (in nats) it takes to overturn a switch the records told
 _TOLD_PRIOR = 3.0
@@ -153,7 +156,8 @@ class BankLearner(MetaLearner):
         self._clock = 0  # labelled records so far
         self._task_opened = -1  # the clock when the current task opened
         self._since_spawn = 0
-        self._recall_due: int | None = None
+        self._recall_due = self.support_size  # the clock of the next look into the memory
+        self._source = [-1] * m  # the memory slot a recalled member came from
         self._recent_x = self._pending_x[:0]
         self._recent_y = self._pending_y[:0]
         self.counts = dict.fromkeys(
@@ -181,6 +185,7 @@ class BankLearner(MetaLearner):
         self._origin[slot], self._born[slot], self._led[slot] = origin, self._clock, False
         self._owner_then[slot] = float(self._score[self._owner]) if mass else 0.0
         self._prior[slot] = 0.0
+        self._source[slot] = -1
 
     def _member(self, slot: int) -> tuple[Params, State]:
         return (
@@ -208,7 +213,7 @@ class BankLearner(MetaLearner):
         """The members' log-weights, up to a constant (-inf for empty slots)."""
         score = self._score
         if not isinstance(self.model.head, Classification):  # the noise level: the best's
-            score = score / (2 * score.min().clamp_min(_MIN_SQUARED_ERROR))
+            score = score / (2 * score.min().clamp_min(_MIN_LOSS))
         logits = self._prior - self.mix_horizon * score
         if not torch.isfinite(logits).any():  # every member diverged: trust the long-lived one
             first = torch.arange(self.capacity, device=self.device) == 0
@@ -277,7 +282,7 @@ class BankLearner(MetaLearner):
         self._clock += n
         self._since_spawn += n
         self._follow_leader(n)
-        if self._recall_due is not None and self._clock >= self._recall_due:
+        if self.memory is not None and self._clock >= self._recall_due:
             self._recall()
         if self.spawn_every and self._since_spawn >= self.spawn_every:
             self.counts["candidates_schedule"] += 1
@@ -323,7 +328,8 @@ class BankLearner(MetaLearner):
         return (
             self._origin[leader] != _LONG
             and self._born[leader] > self._task_opened
-            and float(self._score[self._owner]) > _SWITCH_RISE * self._owner_then[leader]
+            and float(self._score[self._owner])
+            > _SWITCH_RISE * max(self._owner_then[leader], _MIN_LOSS)
         )
 
     def _close_task(self) -> None:
@@ -334,7 +340,13 @@ class BankLearner(MetaLearner):
         if self._origin[self._owner] != _LONG or (started is not None and int(started) == 0):
             self._state = {k: v.clone() for k, v in self._member(self._owner)[1].items()}
         if self.memory is not None and self._clock > self._born[self._owner]:
-            self.memory.store(*self._member(self._owner), now=self._clock)
+            source = self._source[self._owner]  # a recalled concept, learned further
+            self.memory.store(
+                *self._member(self._owner),
+                now=self._clock,
+                into=source if source >= 0 else None,
+                recalled_at=self._born[self._owner],
+            )
 
     def _free_slot(self, keep: tuple[int, ...] = ()) -> int:
         """An empty slot, or the slot of the member retired for a new one: the one with the
@@ -356,21 +368,45 @@ class BankLearner(MetaLearner):
             return float(self.model.loss(params, self._recent_x, self._recent_y))
 
     def _spawn(self) -> int:
-        """A fresh member from the meta-learned initialization; recall follows later."""
+        """A fresh member from the meta-learned initialization; recall follows later. A fresh
+        member younger than one step is started again in place (a second one would be its
+        copy)."""
         self._since_spawn = 0
-        slot = self._free_slot()
+        young = [
+            s
+            for s, origin in enumerate(self._origin)
+            if origin == _FRESH and self._clock - self._born[s] < self.support_size
+        ]
+        slot = young[0] if young else self._free_slot()
         init = self.meta.init_params()
         state = self.inner.restart(self._task_state())
         score = self._window_loss(init) if len(self._recent_y) else float(self._score[self._owner])
         self._place(slot, init, state, _FRESH, score)
-        if self.memory is not None:
-            self._recall_due = self._clock + self.support_size
         return slot
 
+    def _switch_suspected(self) -> None:
+        """Records before a suspected switch no longer judge the members or pick a concept to
+        recall: every member is judged afresh on the records that follow, and the memory is
+        searched once half a step of them has come."""
+        self._loss_sum.zero_()
+        self._loss_mass.zero_()
+        self._recent_x, self._recent_y = self._recent_x[:0], self._recent_y[:0]
+        self._recall_due = self._clock + max(1, self.support_size // 2)
+
+    def records_to_step(self) -> int:
+        """Labelled records until the bank's predictions next change: its next inner step, or
+        its next look into the memory."""
+        step = super().records_to_step()
+        if self.memory is None:
+            return step
+        return max(1, min(step, self._recall_due - self._clock))
+
     def _recall(self) -> None:
-        """The stored concept that best predicts the latest records joins, if it beats every
-        member on them."""
-        self._recall_due = None
+        """The stored concept that best predicts the latest records joins, if its loss on them
+        is ``_RECALL_MARGIN`` times below every member's (it was picked as the best of many on
+        few records, which flatters it; a concept that comes back beats members that learned
+        others by far more)."""
+        self._recall_due = self._clock + self.support_size
         if self.memory is None or not len(self._recent_y):
             return
         slot, loss = self.memory.best(self._recent_x, self._recent_y)
@@ -378,15 +414,24 @@ class BankLearner(MetaLearner):
             outs = self._forward_bank(self._bank, self._recent_x)
             members = self._member_loss(outs, self._recent_y).mean(1)
         best_member = float(torch.where(self._alive, members, torch.inf).min())
-        if slot < 0 or not loss < best_member:
+        if slot < 0 or not _RECALL_MARGIN * loss < best_member:
             return
         params, state = self.memory.recall(slot)
-        self._place(self._free_slot(), params, self.inner.restart(state), _RECALLED, loss)
+        into = self._free_slot()
+        self._place(into, params, self.inner.restart(state), _RECALLED, loss)
+        self._source[into] = slot
         self.counts["recalls"] += 1
 
     def _candidate(self) -> None:
+        """A detector suspects a switch: a fresh member joins, every member is judged afresh on
+        the records that follow (the evidence before the candidate may no longer apply; after a
+        false alarm the members that were good are good again at once), and meta-training's
+        task ends there (a false alarm splits a task in two, which costs it little; a missed
+        switch would mix two concepts in one)."""
         self.counts["candidates_detector"] += 1
+        self.trainer.end_task()  # meta-training's tasks end at every suspected switch
         self._spawn()
+        self._switch_suspected()
 
     def begin_task(self) -> None:
         """An explicit boundary: certain, so only the long-lived member stays and a fresh one
@@ -398,13 +443,11 @@ class BankLearner(MetaLearner):
         self.counts["boundaries_explicit"] += 1
         self._origin = [_LONG] + [_DEAD] * (self.capacity - 1)
         self._owner = self._spawn()
-        self._loss_sum.zero_()  # no evidence yet on the new task
-        self._loss_mass.zero_()
+        self._switch_suspected()  # no evidence yet on the new task
         self._prior.fill_(-_TOLD_PRIOR)  # but the records said the concept changed
         self._prior[self._owner] = 0.0
         self._challenger, self._challenge = -1, 0
         self._pending_x, self._pending_y = self._pending_x[:0], self._pending_y[:0]
-        self._recent_x, self._recent_y = self._recent_x[:0], self._recent_y[:0]
 
     def _leader_origin(self) -> int:
         return ORIGINS.index(self._origin[self._leader()])
@@ -435,6 +478,7 @@ class BankLearner(MetaLearner):
                 "born": list(self._born),
                 "led": list(self._led),
                 "owner_then": list(self._owner_then),
+                "source": list(self._source),
                 "owner": self._owner,
                 "challenge": [self._challenger, self._challenge],
                 "clock": [self._clock, self._since_spawn, self._recall_due, self._task_opened],
@@ -451,7 +495,7 @@ class BankLearner(MetaLearner):
         self._bank_state = {k: v.to(self.device) for k, v in bank["state"].items()}
         self._loss_sum, self._loss_mass, self._prior = (v.to(self.device) for v in bank["loss"])
         self._origin, self._born, self._led = bank["origin"], bank["born"], bank["led"]
-        self._owner_then = bank["owner_then"]
+        self._owner_then, self._source = bank["owner_then"], bank["source"]
         self._owner = int(bank["owner"])
         self._challenger, self._challenge = bank["challenge"]
         self._clock, self._since_spawn, self._recall_due, self._task_opened = bank["clock"]

@@ -93,10 +93,23 @@ class ConceptMemory:
                 out = torch.softmax(out, -1)
         return out.flatten()
 
-    def store(self, params: Params, state: State, *, now: int) -> None:
-        """Keep a closed task's concept (``now``: a clock, e.g. labelled records so far)."""
+    def store(
+        self,
+        params: Params,
+        state: State,
+        *,
+        now: int,
+        into: int | None = None,
+        recalled_at: int = 0,
+    ) -> None:
+        """Keep a closed task's concept (``now``: a clock, e.g. labelled records so far).
+        ``into``: the slot it was recalled from at ``recalled_at``, which it replaces (the same
+        concept, learned further) unless another concept took that slot since."""
         signature = self._sign(params)
-        slot, merged = self._slot_for(signature)
+        if into is not None and bool(self.valid[into]) and self.stored_at[into] <= recalled_at:
+            slot, merged = into, True
+        else:
+            slot, merged = self._slot_for(signature)
         self.merges += merged
         uses = int(self.uses[slot]) if merged else 0
         for k, v in params.items():

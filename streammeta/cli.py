@@ -225,9 +225,10 @@ def _parser() -> argparse.ArgumentParser:
         "switching_sinusoid, MOCA's setting). streammeta's learners cut the stream into tasks "
         "themselves, the [segment] detector (the loss-jump test by default) giving their bank "
         "of fast learners switch candidates; '@oracle' learners are told the true switches, "
-        "'@meta_off' ones do not meta-learn, '@single' is one fast learner that boundaries "
-        "reset (no bank), '@leader' predicts with the bank's best member alone, '@no_switch' "
-        "has no switch candidate at all (streams without switches only); deep_river runs "
+        "'@meta_off' ones do not meta-learn, '@single' is one fast learner that the same "
+        "detector's boundaries reset (no bank), '@leader' predicts with the bank's best "
+        "member alone, '@no_switch' has no switch candidate at all (streams without switches "
+        "only); deep_river runs "
         "where its overlay is installed (make peers). Writes results.json, results.md (the "
         "targets and one table per stream) and one PNG per stream.",
     )

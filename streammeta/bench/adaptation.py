@@ -50,7 +50,7 @@ __all__ = ["DEFAULT_LEARNERS", "LEARNERS", "YARDSTICK", "AdaptationPlan", "run_a
 
 ORACLE = "@oracle"
 META_OFF = "@meta_off"
-SINGLE = "@single"  # one fast learner that boundaries reset: the previous issue's learner
+SINGLE = "@single"  # one fast learner that the detector's boundaries reset: the bank off
 LEADER = "@leader"  # the bank predicting with its leader instead of the mixture
 NO_SWITCH = "@no_switch"  # the bank with no switch candidate at all: no detector, no schedule
 DEEP_RIVER = "deep_river"
@@ -254,11 +254,7 @@ def _run_one(
         y,
         stream.chunk.task,
         stream.batch_size,
-        segmenter=None
-        if oracle
-        else build_segmenter(
-            dataclasses.replace(seg, detector="none") if NO_SWITCH in name else seg
-        ),
+        segmenter=None if oracle else build_segmenter(_segment_for(name, seg)),
     )
     return {
         "loss": res.loss,
@@ -271,14 +267,8 @@ def _run_one(
 
 
 def _segment_for(name: str, seg: SegmentConfig) -> SegmentConfig:
-    """The segment config of a learner: no switch candidates for the no-switch variant; the
-    single learner's own defaults (ADWIN, tasks of at least 50 records) for it, the previous
-    release's learner as it was."""
-    if NO_SWITCH in name:
-        return dataclasses.replace(seg, detector="none")
-    if SINGLE in name:
-        return dataclasses.replace(seg, detector="adwin", min_task_length=50)
-    return seg
+    """The segment config of a learner: no switch candidates for the no-switch variant."""
+    return dataclasses.replace(seg, detector="none") if NO_SWITCH in name else seg
 
 
 def _score(

@@ -154,7 +154,11 @@ def adaptation_plots(
             title=f"{stream}: loss over time, true and detected boundaries",
         )
         a.legend(fontsize=8)
-        top = np.nanmax(c["since_switch"].get(default) or [np.nan])
+        # the scale: the default learner's curve, else (a run without it) the lowest learner's
+        reference = c["since_switch"].get(default) or min(
+            c["since_switch"].values(), key=lambda curve: np.nanmax(curve)
+        )
+        top = np.nanmax(reference)
         for name, curve in c["since_switch"].items():
             style = "-" if "+" in name else ":" if name.startswith("river_") else "--"
             if np.nanmax(curve) > 1000 * top:  # a learner that diverges would flatten the rest

@@ -74,6 +74,8 @@ _DEAD = ""
 _MIN_LOSS = 1e-4
 #: how much better than every member a concept from memory must predict the latest records
 _RECALL_MARGIN = 2.0
+#: the fewest records a concept from memory is judged on
+_RECALL_RECORDS = 5
 #: after an explicit boundary, the log-weight the members other than the new task's fresh
 #: owner start behind by: the evidence (in nats) it takes to overturn a switch the records told
 _TOLD_PRIOR = 3.0
@@ -156,7 +158,10 @@ class BankLearner(MetaLearner):
         self._clock = 0  # labelled records so far
         self._task_opened = -1  # the clock when the current task opened
         self._since_spawn = 0
-        self._recall_due = self.support_size  # the clock of the next look into the memory
+        # the latest labelled records judge the memory's concepts: a step's, and at least
+        # _RECALL_RECORDS (the best of many concepts on one or two records is luck)
+        self._window = max(self.support_size, _RECALL_RECORDS)
+        self._recall_due = self._window  # the clock of the next look into the memory
         self._source = [-1] * m  # the memory slot a recalled member came from
         self._recent_x = self._pending_x[:0]
         self._recent_y = self._pending_y[:0]
@@ -266,8 +271,8 @@ class BankLearner(MetaLearner):
             return
         finite = finite_records(x, y)
         self._score_members(self._member_loss(outs, y)[:, finite])
-        self._recent_x = torch.cat([self._recent_x, x[finite]])[-self.support_size :]
-        self._recent_y = torch.cat([self._recent_y, y[finite]])[-self.support_size :]
+        self._recent_x = torch.cat([self._recent_x, x[finite]])[-self._window :]
+        self._recent_y = torch.cat([self._recent_y, y[finite]])[-self._window :]
         self._pending_x = torch.cat([self._pending_x, x])
         self._pending_y = torch.cat([self._pending_y, y])
         k = self.support_size
@@ -387,11 +392,11 @@ class BankLearner(MetaLearner):
     def _switch_suspected(self) -> None:
         """Records before a suspected switch no longer judge the members or pick a concept to
         recall: every member is judged afresh on the records that follow, and the memory is
-        searched once half a step of them has come."""
+        searched once half a step of them (at least ``_RECALL_RECORDS``) has come."""
         self._loss_sum.zero_()
         self._loss_mass.zero_()
         self._recent_x, self._recent_y = self._recent_x[:0], self._recent_y[:0]
-        self._recall_due = self._clock + max(1, self.support_size // 2)
+        self._recall_due = self._clock + max(_RECALL_RECORDS, self.support_size // 2)
 
     def records_to_step(self) -> int:
         """Labelled records until the bank's predictions next change: its next inner step, or
@@ -406,7 +411,7 @@ class BankLearner(MetaLearner):
         is ``_RECALL_MARGIN`` times below every member's (it was picked as the best of many on
         few records, which flatters it; a concept that comes back beats members that learned
         others by far more)."""
-        self._recall_due = self._clock + self.support_size
+        self._recall_due = self._clock + self._window
         if self.memory is None or not len(self._recent_y):
             return
         slot, loss = self.memory.best(self._recent_x, self._recent_y)

@@ -87,18 +87,18 @@ def test_a_concept_seen_before_is_recalled_and_predicted_well_at_once() -> None:
     """Concepts A, B, A with told switches: when A returns, its stored weights join after one
     step's records (5) and lead; from the 10th record on the loss over A's first 100 records
     on its return is at most a fifth of the loss over them at its first appearance."""
-    x, y, task = _records([0, 1, 0], 1500)
+    x, y, task = _records([0, 1, 0], 1000)
     bank = _bank(spawn_every=0)
     res = run_prequential(bank, x, y, task, 5, first_task_is_new=True)
     first = float(np.mean(res.loss[10:100]))
-    returned = float(np.mean(res.loss[3010:3100]))
+    returned = float(np.mean(res.loss[2010:2100]))
     assert returned <= first / 5, (first, returned)
     assert bank.counts["recalls"] >= 1 and bank.counts["recall_hits"] >= 1
     assert bank.counts["boundaries_explicit"] == 3
     # without memory the return is learned again from the initialization
     forgetful = run_prequential(_bank(spawn_every=0, memory_size=0), x, y, task, 5,
                                 first_task_is_new=True)  # fmt: skip
-    assert float(np.mean(forgetful.loss[3010:3100])) > 2 * returned
+    assert float(np.mean(forgetful.loss[2010:2100])) > 2 * returned
 
 
 def test_boundaries_follow_the_members_lead_with_a_detector_as_candidate_source() -> None:

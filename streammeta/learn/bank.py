@@ -126,10 +126,8 @@ class BankLearner(MetaLearner):
             model.head.loss, in_dims=(0, None)
         )
         inner = self.inner
-        self._step_bank = torch.no_grad()(  # no meta-gradient through the stream's steps
-            vmap(
-                lambda p, s, x, y: inner_step(model, inner, p, s, x, y), in_dims=(0, 0, None, None)
-            )
+        self._step_bank = vmap(  # under the no_grad of FastWeightLearner._learn_chunks
+            lambda p, s, x, y: inner_step(model, inner, p, s, x, y), in_dims=(0, 0, None, None)
         )
         self.memory = (
             ConceptMemory(model, self._fast, self._state, capacity=memory_size, seed=self.seed)
@@ -273,17 +271,7 @@ class BankLearner(MetaLearner):
         self._score_members(self._member_loss(outs, y)[:, finite])
         self._recent_x = torch.cat([self._recent_x, x[finite]])[-self._window :]
         self._recent_y = torch.cat([self._recent_y, y[finite]])[-self._window :]
-        self._pending_x = torch.cat([self._pending_x, x])
-        self._pending_y = torch.cat([self._pending_y, y])
-        k = self.support_size
-        while self._pending_x.shape[0] >= k:
-            self._bank, self._bank_state, _ = self._step_bank(
-                self._bank, self._bank_state, self._pending_x[:k], self._pending_y[:k]
-            )
-            self._pending_x, self._pending_y = self._pending_x[k:], self._pending_y[k:]
-        every = max(self.anchor_lag // 4, 1)
-        if (self._clock + n) // every > self._clock // every:  # the long-lived member's
-            self._anchors = [*self._anchors[-3:], self._member(0)[0]]
+        self._learn_chunks(x, y, self._clock)
         self._clock += n
         self._since_spawn += n
         self._follow_leader(n)
@@ -293,6 +281,12 @@ class BankLearner(MetaLearner):
             self.counts["candidates_schedule"] += 1
             self._spawn()
         self._learned(x[finite], y[finite], n)
+
+    def _inner_chunk(self, x: Tensor, y: Tensor) -> None:
+        self._bank, self._bank_state, _ = self._step_bank(self._bank, self._bank_state, x, y)
+
+    def _anchor_source(self) -> Params:
+        return self._member(0)[0]  # the long-lived member: it never restarts
 
     def _score_members(self, losses: Tensor) -> None:
         """Fold ``[members, n]`` per-record losses into the scores, in order."""

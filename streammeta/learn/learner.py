@@ -143,6 +143,15 @@ class FastWeightLearner(Learner):
         n = x.shape[0]
         if n == 0:
             return
+        self._learn_chunks(x, y, self._task_labelled)
+        self._task_labelled += n
+        finite = finite_records(x, y)
+        self._learned(x[finite], y[finite], n)  # meta-training's records are all finite
+
+    def _learn_chunks(self, x: Tensor, y: Tensor, seen: int) -> None:
+        """Queue labelled records and take an inner step (``_inner_chunk``) per full chunk of
+        ``support_size``; every ``anchor_lag / 4`` records (``seen`` counted before these) the
+        weights ``_anchor_source`` names join the anchors' delay line."""
         self._pending_x = torch.cat([self._pending_x, x])
         self._pending_y = torch.cat([self._pending_y, y])
         k = self.support_size
@@ -150,17 +159,21 @@ class FastWeightLearner(Learner):
             # no meta-gradient through the stream's steps: without no_grad, the fast weights
             # would carry the graph of every step back to the task's start
             with torch.no_grad():
-                self._fast, self._state, _ = inner_step(
-                    self.model, self.inner, self._fast, self._state,
-                    self._pending_x[:k], self._pending_y[:k],
-                )  # fmt: skip
+                self._inner_chunk(self._pending_x[:k], self._pending_y[:k])
             self._pending_x, self._pending_y = self._pending_x[k:], self._pending_y[k:]
         every = max(self.anchor_lag // 4, 1)
-        if (self._task_labelled + n) // every > self._task_labelled // every:
-            self._anchors = [*self._anchors[-3:], self._fast]
-        self._task_labelled += n
-        finite = finite_records(x, y)
-        self._learned(x[finite], y[finite], n)  # meta-training's records are all finite
+        if (seen + x.shape[0]) // every > seen // every:
+            self._anchors = [*self._anchors[-3:], self._anchor_source()]
+
+    def _inner_chunk(self, x: Tensor, y: Tensor) -> None:
+        """One inner step of the fast weights on one chunk."""
+        self._fast, self._state, _ = inner_step(
+            self.model, self.inner, self._fast, self._state, x, y
+        )
+
+    def _anchor_source(self) -> Params:
+        """The weights the anchors lag behind."""
+        return self._fast
 
     def head_predict(self, out: Tensor) -> Tensor:
         return self.model.head.predict(out)

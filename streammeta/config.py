@@ -27,15 +27,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
-from streammeta.bench.streams import STREAMS
 from streammeta.errors import StreamMetaError
-from streammeta.segment import ERROR_DETECTORS, SEGMENTERS
+from streammeta.registry import (
+    ALGORITHMS,
+    BASELINES,
+    INNER_OPTIMIZERS,
+    KAFKA_CLIENTS,
+    SEGMENTERS,
+    STREAMS,
+)
 
 __all__ = [
     "ENV_IGNORED",
     "ENV_PREFIX",
     "SECRETS_FIX",
-    "STREAMS",
     "Config",
     "ConfigError",
     "DemoConfig",
@@ -204,13 +209,14 @@ class LearnerConfig(_Section):
     )
 
     task: Literal["regression", "classification"] = _f("regression", "what the model predicts")
-    algorithm: Literal["maml", "fomaml", "reptile", "ftml", "protonet"] = _f(
-        "maml", "meta-learning algorithm for the initialization"
+    algorithm: str = _f(
+        "maml", "meta-learning algorithm for the initialization", choices=ALGORITHMS.names
     )
-    optimizer: Literal["metasgd", "lopt", "adam", "sgd"] = _f(
+    optimizer: str = _f(
         "metasgd",
         "inner optimizer: Meta-SGD per-parameter LRs or a learned optimizer net (both on Adam's "
         "direction), fixed Adam, plain SGD",
+        choices=INNER_OPTIMIZERS.names,
     )
     hidden: tuple[int, ...] = _f((40, 40), "MLP hidden layer widths", ge=1)
     layer_norm: bool = _f(False, "layer norm after each hidden layer")
@@ -274,9 +280,10 @@ class LearnerConfig(_Section):
     memory_size: int = _f(
         32, "past concepts (fast weights of closed tasks) kept for recall; 0 = no memory", ge=0
     )
-    baseline: Literal["none", "online_adam", "online_sgd", "reset_sgd", "finetune"] = _f(
+    baseline: str = _f(
         "online_adam",
         "shadow baseline run beside the meta-learner (online_adam: Adam, never reset)",
+        choices=("none", *BASELINES.names),
     )
 
 
@@ -285,7 +292,7 @@ class StreamConfig(_Section):
     """The simulated drifting stream used by ``demo``, ``simulate`` and ``bench``."""
 
     SECTION: ClassVar[str] = "stream"
-    name: str = _f("sinusoid", "stream generator", choices=STREAMS)
+    name: str = _f("sinusoid", "stream generator", choices=STREAMS.names)
     task_length: int = _f(100, "records between task switches", ge=1)
     batch_size: int = _f(10, "records per micro-batch", ge=1)
     records: int = _f(200_000, "records to generate", ge=1)
@@ -306,7 +313,7 @@ class SegmentConfig(_Section):
         "test (OSAKA), a river detector on the loss (adwin, page_hinkley, kswin) or on the 0/1 "
         "error of a classifier (ddm, eddm, hddm_a, hddm_w, fhddm), task (explicit field only), "
         "fixed windows, or none",
-        choices=SEGMENTERS,
+        choices=SEGMENTERS.names,
     )
     min_task_length: int = _f(
         20, "records a task holds before a detected boundary (or switch candidate)", ge=1
@@ -353,8 +360,10 @@ class KafkaConfig(_Section):
             "'[::1]:9092'), or empty for the demo's embedded broker",
         ),
     )
-    client: Literal["auto", "kafka-python", "confluent"] = _f(
-        "auto", "Kafka client library; auto prefers confluent-kafka when it is installed"
+    client: str = _f(
+        "auto",
+        "Kafka client library; auto prefers confluent-kafka when it is installed",
+        choices=("auto", *KAFKA_CLIENTS.names),
     )
     input_topic: str = _f("streammeta.records", "topic the records are read from")
     output_topic: str = _f("streammeta.predictions", "topic predictions are written to")
@@ -486,7 +495,8 @@ _CROSS_RULES: tuple[_Rule, ...] = (
     (
         ("segment.detector", "learner.task"),
         lambda v: (
-            v["segment.detector"] not in ERROR_DETECTORS or v["learner.task"] == "classification"
+            v["segment.detector"] not in SEGMENTERS.tagged("error")
+            or v["learner.task"] == "classification"
         ),
         "error detectors read a classifier's 0/1 error; set learner.task = 'classification' or "
         "pick a loss detector (adwin, page_hinkley, kswin, loss_jump)",

@@ -8,7 +8,6 @@ import pytest
 
 from streammeta.config import (
     ENV_IGNORED,
-    STREAMS,
     Config,
     ConfigError,
     LearnerConfig,
@@ -17,6 +16,7 @@ from streammeta.config import (
     to_dict,
 )
 from streammeta.errors import StreamMetaError
+from streammeta.registry import STREAMS
 
 
 def _toml_value(value: object) -> str:
@@ -316,7 +316,7 @@ def test_describe_fields_covers_every_field() -> None:
     assert keys == [f"{s}.{k}" for s, table in to_dict(Config()).items() for k in table]
     assert all(kind and help_text for _, kind, _, help_text in rows)
     assert rows[-1][:3] == ("log.format", "text|json", "text")
-    assert ("stream.name", "|".join(STREAMS), "sinusoid") in [row[:3] for row in rows]
+    assert ("stream.name", "|".join(STREAMS.names), "sinusoid") in [row[:3] for row in rows]
     assert [f.name for f in dataclasses.fields(Config)] == [
         "learner",
         "stream",

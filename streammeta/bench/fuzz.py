@@ -319,7 +319,7 @@ def _topics(broker: EmbeddedBroker, client: str) -> KafkaConfig:
     tag = uuid.uuid4().hex[:8]
     cfg = KafkaConfig(
         bootstrap_servers=broker.bootstrap,
-        client=client,  # type: ignore[arg-type]  # KafkaConfig checks it
+        client=client,
         input_topic=f"fuzz-in-{tag}",
         output_topic=f"fuzz-out-{tag}",
         dlq_topic=f"fuzz-dlq-{tag}",

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from streammeta.config import (
     to_dict,
 )
 from streammeta.errors import StreamMetaError
-from streammeta.registry import STREAMS
+from streammeta.registry import (
+    ALGORITHMS,
+    BASELINES,
+    INNER_OPTIMIZERS,
+    KAFKA_CLIENTS,
+    SEGMENTERS,
+    STREAMS,
+    Registry,
+)
 
 
 def _toml_value(value: object) -> str:
@@ -442,3 +452,40 @@ def test_password_files_are_paths_and_are_shown(tmp_path: Path) -> None:
     assert msg == f"kafka.sasl_password_file = 3 (from {path}): must be a string"
     (msg,) = _problems(env={}, overrides={"kafka.sasl_password_fil": "/run/pw"})
     assert "/run/pw" not in msg  # a misspelt key may hold the password itself
+
+
+# --- registries and import weight ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "registry"),
+    [
+        ("learner.algorithm", ALGORITHMS),
+        ("learner.optimizer", INNER_OPTIMIZERS),
+        ("learner.baseline", BASELINES),
+        ("segment.detector", SEGMENTERS),
+        ("kafka.client", KAFKA_CLIENTS),
+        ("stream.name", STREAMS),
+    ],
+)
+def test_choices_and_help_come_from_the_registry(key: str, registry: Registry) -> None:
+    kind, help_text = next((k, h) for name, k, _, h in describe_fields() if name == key)
+    choices = kind.split("|")
+    assert choices[-len(registry) :] == list(registry.names)  # after 'none' or 'auto', if any
+    assert set(choices[: -len(registry)]) <= {"none", "auto"}
+    assert registry.help() in help_text  # every entry, explained
+
+
+def test_the_error_detector_rule_names_every_loss_detector() -> None:
+    (msg,) = _problems(env={}, overrides={"segment.detector": SEGMENTERS.tagged("error")[0]})
+    assert f"pick a loss detector ({', '.join(SEGMENTERS.tagged('loss'))})" in msg
+
+
+@pytest.mark.parametrize("module", ["streammeta", "streammeta.config"])
+def test_importing_the_config_loads_no_heavy_library(module: str) -> None:
+    heavy = ("torch", "river", "numpy", "scipy", "sklearn")
+    code = f"import sys, {module}; print(sorted(set({heavy!r}) & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from streammeta.bench.streams import make_stream
-from streammeta.cli import _parser
+from streammeta.cli import build_parser
 from streammeta.config import Config, load_config
 from tests.deploy.helpers import (
     DASHBOARD,
@@ -199,7 +199,7 @@ def test_compose_learner_and_simulator_load_a_valid_config_for_one_stream() -> N
         mounts = dict((target, source) for source, target in _volumes(services[name]))
         assert mounts[env["STREAMMETA_CONFIG"]] == "./streammeta.toml", name
         _streammeta_config(env)  # unknown keys and bad values raise ConfigError
-        args = _parser().parse_args(services[name]["command"])
+        args = build_parser().parse_args(services[name]["command"])
         assert args.command == {"learner": "run", "simulator": "simulate"}[name]
     config = _streammeta_config(_env(services["learner"]))
     stream = make_stream(config.stream.name, task_length=config.stream.task_length)
@@ -506,7 +506,7 @@ def test_k8s_manifests_are_complete_and_refer_to_each_other() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         (container,) = pod["containers"]
         assert container["image"], name
-        _parser().parse_args(container["args"])
+        build_parser().parse_args(container["args"])
         for source in container.get("envFrom", []):
             assert source["configMapRef"]["name"] in maps, name
         for volume in pod.get("volumes", []):

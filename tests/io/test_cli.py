@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from streammeta.bench.streams import make_stream
-from streammeta.cli import _load, _parser, main
+from streammeta.cli import build_parser, config_from_args, main
 from streammeta.config import KafkaConfig
 from streammeta.io import Decoder, ensure_topics, open_source
 from streammeta.io.broker import free_port
@@ -234,7 +234,7 @@ def test_a_password_in_the_environment_or_the_toml_file_is_never_shown(
 
 
 def test_no_parser_matches_prefixes() -> None:
-    parsers = [_parser()]
+    parsers = [build_parser()]
     for parser in parsers:
         assert parser.allow_abbrev is False, parser.prog
         for action in parser._actions:
@@ -300,13 +300,15 @@ def test_run_logs_the_metrics_address_it_bound_in_the_chosen_format(
 
 @pytest.mark.usefixtures("no_streammeta_env")
 def test_demo_and_run_short_options_set_their_config_keys() -> None:
-    demo = _load(_parser().parse_args(
+    demo = config_from_args(build_parser().parse_args(
         ["demo", "--duration", "3", "--records", "50", "--metrics-port", "9200",
          "--log-level", "DEBUG", "--log-format", "json"]
     ))  # fmt: skip
     assert (demo.demo.duration, demo.demo.records, demo.metrics.port) == (3.0, 50, 9200)
     assert (demo.log.level, demo.log.format) == ("DEBUG", "json")
-    run = _load(_parser().parse_args(["run", "--log-level", "WARNING", "--group", "g"]))
+    run = config_from_args(
+        build_parser().parse_args(["run", "--log-level", "WARNING", "--group", "g"])
+    )
     assert (run.log.level, run.kafka.group) == ("WARNING", "g")
 
 

@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from streammeta.bench.adaptation import DEFAULT_LEARNERS, LEARNERS
 from streammeta.bench.batch_sizes import DEFAULT_STREAMS as BATCH_STREAMS
 from streammeta.bench.batch_sizes import SIZES
-from streammeta.bench.streams import STREAMS
 from streammeta.config import (
     SECRETS_FIX,
     ConfigError,
@@ -27,6 +26,7 @@ from streammeta.config import (
     to_dict,
 )
 from streammeta.logs import setup_logging
+from streammeta.registry import STREAMS
 
 __all__ = ["main"]
 
@@ -493,9 +493,9 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _simulate(config: Any, args: argparse.Namespace) -> int:
     """Publish the configured stream to the input topic."""
-    from streammeta.bench.streams import make_stream
     from streammeta.io import KafkaIOError, ensure_topics, open_sink
     from streammeta.io.simulate import publish
+    from streammeta.streams import make_stream
 
     kafka, stream = config.kafka, config.stream
     if not _has_brokers(config, "simulate"):

@@ -38,13 +38,14 @@ import torch
 
 from streammeta.bench.deep_river import run_deep_river
 from streammeta.bench.river_models import RIVER_MODELS, run_river
-from streammeta.bench.streams import STREAMS, StreamChunk, make_stream
 from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.metrics.adaptation import loss_curve, window_mean
 from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
+from streammeta.registry import STREAMS
 from streammeta.runtime.prequential import run_prequential
+from streammeta.streams import StreamChunk, make_stream
 
 __all__ = ["DEFAULT_LEARNERS", "LEARNERS", "YARDSTICK", "AdaptationPlan", "run_adaptation"]
 
@@ -103,7 +104,7 @@ class AdaptationPlan:
     take each stream's own budget: ``records`` records (default 60,000; 12,000 with ``quick``)
     in tasks of the stream's default length, the first sixth (a third when quick) as warm-up."""
 
-    streams: tuple[str, ...] = STREAMS
+    streams: tuple[str, ...] = STREAMS.names
     quick: bool = False
     tasks: int | None = None
     min_task: int | None = None
@@ -116,7 +117,7 @@ class AdaptationPlan:
 
     def __post_init__(self) -> None:
         problems = [
-            f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS))}"
+            f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS.names))}"
             for name in self.streams
             if name not in STREAMS
         ] + [

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from streammeta.bench.streams import make_stream
 from streammeta.config import Config, to_dict
 from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
@@ -41,6 +40,7 @@ from streammeta.metrics.prometheus import PrometheusSensor
 from streammeta.metrics.server import MetricsServer, serve_metrics
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
+from streammeta.streams import make_stream
 
 __all__ = ["detection", "run_demo"]
 

@@ -40,7 +40,6 @@ from typing import Any
 
 from streammeta.bench.crash import read_topic, start_service
 from streammeta.bench.fuzz_kinds import KINDS, Message, plan
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import (
     EmbeddedBroker,
@@ -50,6 +49,7 @@ from streammeta.io import (
     open_source,
     resolve_client,
 )
+from streammeta.streams import make_stream
 
 __all__ = ["run_fuzz"]
 

@@ -16,7 +16,7 @@ from streammeta.bench.adaptation import (
     _recurrence,
     _Stream,
 )
-from streammeta.bench.stream_base import StreamChunk
+from streammeta.streams.base import StreamChunk
 
 DEFAULT = "maml+metasgd"
 

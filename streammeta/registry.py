@@ -184,9 +184,16 @@ BASELINES = Registry(
 )
 
 _RIVER = "streammeta.bench.river_models"
-#: Outside learners the benchmarks measure streammeta against, each in the bench's own terms.
+#: Outside learners the benchmarks measure streammeta against: a
+#: :class:`~streammeta.bench.river_models.Peer`, ``run(x, y, n_classes=, seed=, hidden=)``
+#: prequentially; tag ``classification``: a classifier only.
 PEERS = Registry(
     "peer",
+    _e(
+        "deep_river",
+        "streammeta.bench.deep_river:DEEP_RIVER",
+        "deep-river's MLP, one record at a time, in its own process (make peers)",
+    ),
     _e("river_logreg", f"{_RIVER}:LOGREG", "river's logistic / linear regression", "river"),
     _e("river_hat", f"{_RIVER}:HAT", "river's Hoeffding Adaptive Tree", "river"),
     _e("river_arf", f"{_RIVER}:ARF", "river's adaptive random forest", "river"),
@@ -196,11 +203,6 @@ PEERS = Registry(
         "river's logistic regression retrained at ADWIN's drifts (classification)",
         "river",
         "classification",
-    ),
-    _e(
-        "deep_river",
-        "streammeta.bench.deep_river:DEEP_RIVER",
-        "deep-river's MLP, one record at a time, in its own process (make peers)",
     ),
 )
 

@@ -1,4 +1,4 @@
-"""The sinusoid stream (streammeta.bench.streams), the adaptation figures
+"""The sinusoid stream (streammeta.streams.sinusoid), the adaptation figures
 (streammeta.metrics.adaptation) and the prequential runner (streammeta.runtime.prequential)."""
 
 import math
@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import Tensor
 
-from streammeta.bench.streams import SinusoidStream, make_stream
 from streammeta.learn.base import Learner
 from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
 from streammeta.runtime.prequential import run_prequential
 from streammeta.segment.base import Segmenter
+from streammeta.streams import make_stream
+from streammeta.streams.sinusoid import SinusoidStream
 
 # --- sinusoid stream -----------------------------------------------------------------------
 

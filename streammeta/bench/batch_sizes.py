@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from streammeta.bench.streams import STREAMS, StreamChunk, make_stream
 from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
+from streammeta.registry import STREAMS
 from streammeta.runtime.prequential import run_prequential
+from streammeta.streams import StreamChunk, make_stream
 
 __all__ = ["BASELINE", "DEFAULT_STREAMS", "SIZES", "TARGET", "check_plan", "run_batch_sizes"]
 
@@ -93,7 +94,7 @@ def _judge(task: str, runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def check_plan(streams: Sequence[str], sizes: Sequence[int], records: int, workers: int) -> None:
     """Raise ``ValueError`` naming every bad argument of :func:`run_batch_sizes` and its fix."""
     problems = [
-        f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS))}"
+        f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS.names))}"
         for name in streams
         if name not in STREAMS
     ]

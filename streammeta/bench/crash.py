@@ -21,11 +21,11 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import EmbeddedBroker, RawMessage, ensure_topics, open_sink, open_source
 from streammeta.io.simulate import encode
 from streammeta.runtime.checkpoint import read_checkpoint
+from streammeta.streams import make_stream
 
 __all__ = ["answers", "read_topic", "run_crash_test", "start_service"]
 

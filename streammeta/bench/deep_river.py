@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,11 @@ from streammeta.bench.river_models import RiverRun
 from streammeta.errors import StreamMetaError
 
 __all__ = [
+    "DEEP_RIVER",
     "DEFAULT_OVERLAY",
     "OVERLAY_ENV",
     "DeepRiverError",
+    "DeepRiverPeer",
     "build_overlay",
     "overlay_dir",
     "overlay_problem",
@@ -174,6 +177,27 @@ def run_deep_river(
         with np.load(dst) as out:
             correct = out["correct"] if n_classes else None
             return RiverRun(loss=out["loss"], correct=correct, seconds=float(out["seconds"]))
+
+
+@dataclass(frozen=True)
+class DeepRiverPeer:
+    """deep-river's MLP as a benchmark peer (:data:`streammeta.registry.PEERS`' ``deep_river``):
+    the learner's ``hidden`` widths, the rest :func:`run_deep_river`'s defaults, the overlay
+    :func:`overlay_dir`'s; ``None`` when it is not installed."""
+
+    def run(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        n_classes: int = 0,
+        seed: int = 0,
+        hidden: Sequence[int] = (40, 40),
+    ) -> RiverRun | None:
+        return run_deep_river(x, y, n_classes=n_classes, seed=seed, hidden=hidden)
+
+
+DEEP_RIVER = DeepRiverPeer()
 
 
 if __name__ == "__main__":

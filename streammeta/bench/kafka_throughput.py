@@ -16,7 +16,6 @@ import time
 import uuid
 from typing import Any
 
-from streammeta.bench.streams import make_stream
 from streammeta.config import Config, KafkaConfig
 from streammeta.io import (
     Decoder,
@@ -29,6 +28,7 @@ from streammeta.io import (
 from streammeta.io.simulate import publish
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
+from streammeta.streams import make_stream
 
 __all__ = ["FAST", "TASK_LENGTH", "measure_kafka"]
 

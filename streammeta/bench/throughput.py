@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from streammeta.bench.streams import SinusoidStream
 from streammeta.config import Config, LearnerConfig
 from streammeta.learn.base import resolve_device
 from streammeta.learn.factory import build_learner
 from streammeta.learn.learner import MetaLearner
 from streammeta.runtime.prequential import run_prequential
+from streammeta.streams.sinusoid import SinusoidStream
 
 __all__ = ["measure_meta_update", "measure_records_per_s", "run_throughput"]
 

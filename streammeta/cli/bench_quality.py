@@ -27,7 +27,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def adaptation_arguments(parser: argparse.ArgumentParser) -> None:
-    from streammeta.bench.adaptation import DEFAULT_LEARNERS, LEARNERS
+    from streammeta.bench.adaptation import DEFAULT_LEARNERS, VARIANTS
 
     names = ", ".join(STREAMS.names)
     parser.add_argument(
@@ -47,14 +47,14 @@ def adaptation_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument(
         "--learners",
-        help=f"comma-separated learners, or 'all', from: {', '.join(LEARNERS)} "
+        help=f"comma-separated learners, or 'all', from: {', '.join(VARIANTS)} "
         f"(default: {', '.join(DEFAULT_LEARNERS)})",
     )
 
 
 def adaptation(config: Config, args: argparse.Namespace) -> int:
     """Every learner on the same seeded streams; exit code 2 for a plan that cannot run."""
-    from streammeta.bench.adaptation import LEARNERS, AdaptationPlan, run_adaptation
+    from streammeta.bench.adaptation import VARIANTS, AdaptationPlan, run_adaptation
 
     plan_kw: dict[str, Any] = {
         "streams": _names(args.stream),
@@ -63,7 +63,7 @@ def adaptation(config: Config, args: argparse.Namespace) -> int:
         "records": args.records,
     }
     if args.learners == "all":
-        plan_kw["learners"] = tuple(LEARNERS)
+        plan_kw["learners"] = tuple(VARIANTS)
     elif args.learners:
         plan_kw["learners"] = _names(args.learners)
     try:

@@ -64,9 +64,9 @@ def simulate(config: Config, args: argparse.Namespace) -> int:
         )
         return 2
 
-    from streammeta.bench.streams import make_stream
     from streammeta.io import KafkaIOError, ensure_topics, open_sink
     from streammeta.io.simulate import publish
+    from streammeta.streams import make_stream
 
     records = make_stream(stream.name, task_length=stream.task_length, seed=stream.seed).records(
         stream.records, truth=args.truth

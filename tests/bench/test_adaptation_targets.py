@@ -6,25 +6,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streammeta.bench.adaptation import (
-    NO_SWITCH,
-    ORACLE,
-    SINGLE,
-    AdaptationPlan,
-    _bank_targets,
-    _learners_for,
-    _recurrence,
-    _Stream,
-)
-from streammeta.bench.stream_base import StreamChunk
+from streammeta.bench.adaptation import AdaptationPlan
+from streammeta.bench.adaptation.plan import PreparedStream, learners_for
+from streammeta.bench.adaptation.scoring import recurrence
+from streammeta.bench.adaptation.targets import bank_targets
+from streammeta.bench.adaptation.variants import NO_SWITCH, ORACLE, SINGLE
+from streammeta.streams import StreamChunk
 
 DEFAULT = "maml+metasgd"
 
 
-def _stream(task: np.ndarray, concept: np.ndarray | None, known: bool = True) -> _Stream:
+def _stream(task: np.ndarray, concept: np.ndarray | None, known: bool = True) -> PreparedStream:
     n = len(task)
     chunk = StreamChunk(x=np.zeros((n, 1), np.float32), y=np.zeros(n, np.float32), task=task)
-    return _Stream(
+    return PreparedStream(
         name="s", chunk=chunk, kind="regression", n_features=1, n_classes=0,
         known_switches=known, task_length=200, min_task=1, batch_size=10, concept=concept,
     )  # fmt: skip
@@ -37,9 +32,9 @@ def test_told_switches_run_where_there_are_switches_and_no_switch_where_there_ar
     switching = _stream(np.repeat(np.arange(3), 200), None)
     still = _stream(np.zeros(600, np.int64), None)
     unknown = _stream(np.zeros(600, np.int64), None, known=False)
-    assert _learners_for(switching, plan) == [DEFAULT, f"{DEFAULT}{ORACLE}", f"{DEFAULT}{SINGLE}"]
-    assert _learners_for(still, plan) == [DEFAULT, f"{DEFAULT}{NO_SWITCH}", f"{DEFAULT}{SINGLE}"]
-    assert _learners_for(unknown, plan) == [DEFAULT, f"{DEFAULT}{SINGLE}"]
+    assert learners_for(switching, plan) == [DEFAULT, f"{DEFAULT}{ORACLE}", f"{DEFAULT}{SINGLE}"]
+    assert learners_for(still, plan) == [DEFAULT, f"{DEFAULT}{NO_SWITCH}", f"{DEFAULT}{SINGLE}"]
+    assert learners_for(unknown, plan) == [DEFAULT, f"{DEFAULT}{SINGLE}"]
 
 
 def test_recurrence_compares_a_concepts_returns_with_first_appearances_after_the_first_task() -> (
@@ -55,7 +50,7 @@ def test_recurrence_compares_a_concepts_returns_with_first_appearances_after_the
         loss[first : first + 100] = 2.0
     for back in (600, 800, 1000):
         loss[back : back + 50] = 0.2
-    figures = _recurrence(_stream(task, concept), loss)
+    figures = recurrence(_stream(task, concept), loss)
     assert figures["first_appearance_loss"] == pytest.approx((2.0 * 100) / 100)
     assert figures["return_loss"] == pytest.approx((0.2 * 50 + 0.01 * 50) / 100)
     assert figures["return_vs_first"] == pytest.approx(0.105 / 2.0)
@@ -67,7 +62,7 @@ def _checks(rows: dict[str, dict[str, Any]], classes: bool) -> dict[str, tuple[f
     def check(what: str, value: Any, goal: str, ok: bool | None) -> None:
         out[what] = (value, bool(ok))
 
-    _bank_targets(check, rows, DEFAULT, classes)
+    bank_targets(check, rows, DEFAULT, classes)
     return out
 
 

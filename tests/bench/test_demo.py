@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from streammeta.bench.demo import detection, run_demo
+from streammeta.bench.demo import run_demo
+from streammeta.bench.demo_report import detection
 from streammeta.config import load_config
 from streammeta.metrics.prometheus import PrometheusSensor
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streammeta.bench.fuzz import _Answers, _kind_rows, run_fuzz
+from streammeta.bench.fuzz import run_fuzz
+from streammeta.bench.fuzz_checks import Answers, kind_rows
 from streammeta.bench.fuzz_kinds import KINDS, Message
 
 CHECKS = {
@@ -37,12 +38,12 @@ def test_a_record_answered_twice_or_a_bad_one_predicted_fails_its_kind() -> None
         2: ("mixed_batch", Message(b"[]", good=(0, 2), dead=1)),
         3: ("x_string", Message(b"{}", dead=1)),
     }
-    got = _Answers()
+    got = Answers()
     got.predictions[0] += [-1]
     got.predictions[1] += [-1, -1]  # answered twice
     got.predictions[2] += [0, 1, 2]  # the bad element predicted
     got.dead[3] += ["schema"]
-    rows = _kind_rows(expected, got)
+    rows = kind_rows(expected, got)
     assert rows["good_record"]["wrong_good"] == 1 and not rows["good_record"]["ok"]
     assert rows["mixed_batch"]["wrong_dead"] == 1 and rows["mixed_batch"]["wrong_good"] == 0
     assert rows["x_string"] | {"reasons": {"schema": 1}} == rows["x_string"]

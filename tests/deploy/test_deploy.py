@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from streammeta.bench.streams import make_stream
 from streammeta.cli import build_parser
 from streammeta.config import Config, load_config
+from streammeta.streams import make_stream
 from tests.deploy.helpers import (
     DASHBOARD,
     DEPLOY,

@@ -17,11 +17,11 @@ import pytest
 
 from streammeta.bench.crash import start_service
 from streammeta.bench.prometheus import PrometheusServer, find_prometheus
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import ensure_topics, open_sink
 from streammeta.io.broker import free_port
 from streammeta.io.simulate import encode
+from streammeta.streams import make_stream
 from tests.deploy.helpers import (
     PROMETHEUS_YML,
     RULES,

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streammeta.bench.streams import make_stream
 from streammeta.cli import build_parser, config_from_args, main
 from streammeta.config import KafkaConfig
 from streammeta.io import Decoder, ensure_topics, open_source
 from streammeta.io.broker import free_port
 from streammeta.logs import reset_logging
 from streammeta.runtime.checkpoint import CheckpointStore
+from streammeta.streams import make_stream
 from tests.io.helpers import drain
 
 STREAMMETA = [sys.executable, "-m", "streammeta.cli"]

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from streammeta.bench.crash import read_topic
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig, load_config
 from streammeta.io import RawMessage, ensure_topics, open_source
 from streammeta.io.simulate import encode
 from streammeta.runtime.service import build_service
+from streammeta.streams import make_stream
 from tests.io.helpers import produce
 
 Config = Callable[..., KafkaConfig]

@@ -24,11 +24,11 @@ from subprocess import Popen
 import pytest
 
 from streammeta.bench.crash import read_topic, start_service
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import EmbeddedBroker, ensure_topics, open_sink
 from streammeta.io.simulate import publish
 from streammeta.runtime.checkpoint import read_checkpoint
+from streammeta.streams import make_stream
 from tests.io.conftest import CLIENTS, make_config, start_broker
 
 BEFORE, AFTER = 1500, 3000

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streammeta.bench.crash import answers, publish_with_bad, read_topic, start_service
-from streammeta.bench.streams import make_stream
 from streammeta.config import KafkaConfig
 from streammeta.io import ensure_topics, open_sink, open_source
 from streammeta.io.simulate import encode
 from streammeta.runtime.checkpoint import read_checkpoint
+from streammeta.streams import make_stream
 
 Config = Callable[..., KafkaConfig]
 GRACE_S = 20.0

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from streammeta.bench.streams import SinusoidStream
 from streammeta.config import ConfigError, LearnerConfig, load_config
 from streammeta.learn.base import Learner, resolve_device
 from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
@@ -23,6 +22,7 @@ from streammeta.learn.optim import SGD, LearnedOptimizer, MetaSGD
 from streammeta.learn.protonet import ProtoNetLearner
 from streammeta.metrics.adaptation import positions, window_mean
 from streammeta.runtime.prequential import run_prequential
+from streammeta.streams.sinusoid import SinusoidStream
 from tests.learn.helpers import same_state
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

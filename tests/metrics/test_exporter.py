@@ -16,7 +16,6 @@ from urllib.request import urlopen
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streammeta.bench.streams import make_stream
 from streammeta.cli import main
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
@@ -26,6 +25,7 @@ from streammeta.metrics.server import MetricsServer
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
+from streammeta.streams import make_stream
 from tests.runtime.memory import MemorySink, MemorySource
 
 N = 2000

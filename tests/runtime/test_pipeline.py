@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from streammeta.bench.streams import make_stream
 from streammeta.config import load_config
 from streammeta.metrics.tracker import AdaptationTracker
 from streammeta.runtime.pipeline import Batch, Pipeline
+from streammeta.streams import make_stream
 
 
 def _batches(name: str, n: int, size: int, *, explicit: bool = True) -> list[Batch]:

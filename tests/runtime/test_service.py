@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streammeta.bench.streams import make_stream
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
+from streammeta.streams import make_stream
 from tests.runtime.memory import MemorySink, MemorySource
 
 BAD = [b"{not json", b'{"x": [1.0, 2.0], "y": 1.0}', b'{"x": [NaN], "y": 1}', b'[{"x": "a"}]']

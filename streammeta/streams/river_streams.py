@@ -25,15 +25,23 @@ from __future__ import annotations
 
 import random
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
 from river.datasets import synth
 
-from streammeta.bench.stream_base import Stream
+from streammeta.streams.base import Stream
 
-__all__ = ["RIVER_STREAMS", "AgrawalStream", "RiverSwitchingStream"]
+__all__ = [
+    "HYPERPLANE",
+    "RIVER_STREAMS",
+    "SEA",
+    "STAGGER",
+    "AgrawalStream",
+    "RiverSwitchingStream",
+]
 
 RIVER_STREAMS = ("sea", "stagger", "hyperplane")
 
@@ -134,6 +142,13 @@ class RiverSwitchingStream(_RiverStream):
         if self.kind == "stagger":
             return [1.0 if x[k] == v else 0.0 for k in ("size", "color", "shape") for v in range(3)]
         return [x[k] for k in sorted(x)]
+
+
+#: The registry's makers (``stream.name`` ``sea``, ``stagger``, ``hyperplane``): each takes
+#: ``(task_length=None, seed=0)`` like every stream class.
+SEA: Callable[..., RiverSwitchingStream] = partial(RiverSwitchingStream, "sea")
+STAGGER: Callable[..., RiverSwitchingStream] = partial(RiverSwitchingStream, "stagger")
+HYPERPLANE: Callable[..., RiverSwitchingStream] = partial(RiverSwitchingStream, "hyperplane")
 
 
 class AgrawalStream(_RiverStream):

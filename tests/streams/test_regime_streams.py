@@ -11,14 +11,14 @@ import pytest
 from river.datasets import synth
 
 from streammeta.bench.adaptation import AdaptationPlan
-from streammeta.bench.raw_streams import FriedmanStream
-from streammeta.bench.regime_streams import (
+from streammeta.streams import make_stream
+from streammeta.streams.raw import FriedmanStream
+from streammeta.streams.regimes import (
     NoDriftStream,
     SinusoidRecurringStream,
     StaggerRecurringStream,
     SwitchingSinusoidStream,
 )
-from streammeta.bench.streams import make_stream
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from river import linear_model, preprocessing
 
-from streammeta.bench.river_streams import RIVER_STREAMS, RiverSwitchingStream
+from streammeta.streams.river_streams import RIVER_STREAMS, RiverSwitchingStream
 
 # the range each generator draws its features from, unscaled (STAGGER's are one-hot)
 RANGES = {"sea": (0.0, 10.0), "stagger": (0.0, 1.0), "hyperplane": (0.0, 1.0)}

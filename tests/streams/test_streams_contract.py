@@ -1,8 +1,8 @@
-"""The contract every stream in ``STREAMS`` keeps: records depend on the seed and the position
-alone, chunks and records agree with the declared attributes, switches lie where ``task_length``
-puts them, and every switch changes the concept. An ``IrregularTaskStream`` places its switches
-itself (test_regime_streams checks where, and its concepts): here its task ordinals need only be
-consecutive."""
+"""The contract every stream in the registry's ``STREAMS`` keeps: records depend on the seed and
+the position alone, chunks and records agree with the declared attributes (and the registry's task
+tag), switches lie where ``task_length`` puts them, and every switch changes the concept. An
+``IrregularTaskStream`` places its switches itself (test_regime_streams checks where, and its
+concepts): here its task ordinals need only be consecutive."""
 
 from __future__ import annotations
 
@@ -12,31 +12,34 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from streammeta.bench.regime_streams import IrregularTaskStream
-from streammeta.bench.streams import STREAMS, SinusoidStream, Stream, make_stream
+from streammeta.registry import STREAMS
+from streammeta.streams import Stream, make_stream
+from streammeta.streams.regimes import IrregularTaskStream
+from streammeta.streams.sinusoid import SinusoidStream
 
 
 def test_registry() -> None:
-    assert STREAMS[0] == "sinusoid" and len(set(STREAMS)) == len(STREAMS)
+    assert STREAMS.names[0] == "sinusoid" and len(set(STREAMS.names)) == len(STREAMS)
     with pytest.raises(ValueError, match="'omniglot': must be one of 'sinusoid', 'sea'"):
         make_stream("omniglot")
     with pytest.raises(ValueError, match="task_length=0"):
         make_stream("digits_rotated", task_length=0)
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", STREAMS.names)
 def test_attributes(name: str) -> None:
     stream = make_stream(name, seed=1)
     assert isinstance(stream, Stream) and stream.name == name and stream.seed == 1
     assert stream.task_length == type(stream).default_task_length
     assert make_stream(name, task_length=7).task_length == 7
     assert stream.task in ("regression", "classification")
+    assert STREAMS.entry(name).tags == {stream.task}  # the registry tags the task it poses
     assert (stream.n_classes == 0) == (stream.task == "regression")
     assert stream.n_classes != 1 and stream.n_features >= 1
     assert isinstance(stream.known_switches, bool)
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", STREAMS.names)
 def test_reproducible_and_independent_of_how_it_is_read(name: str) -> None:
     whole = make_stream(name, task_length=70, seed=3).take(300)
     pieces = make_stream(name, task_length=70, seed=3)
@@ -48,7 +51,7 @@ def test_reproducible_and_independent_of_how_it_is_read(name: str) -> None:
     assert not np.array_equal(whole.x, other.x)
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", STREAMS.names)
 def test_chunks(name: str) -> None:
     stream = make_stream(name, task_length=250, seed=0)
     chunk = stream.take(1000)
@@ -69,7 +72,7 @@ def test_chunks(name: str) -> None:
         assert stream.take(500).switches.tolist() == [0, 250]
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", STREAMS.names)
 def test_records_match_chunks(name: str) -> None:
     chunk = make_stream(name, task_length=9, seed=2).take(40)
     stream = make_stream(name, task_length=9, seed=2)
@@ -99,7 +102,7 @@ def test_records_omit_task_where_switches_are_unknown() -> None:
 DROP = 0.03
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", STREAMS.names)
 def test_every_switch_changes_the_concept(name: str) -> None:
     stream = make_stream(name, task_length=600, seed=0)
     if isinstance(stream, IrregularTaskStream):

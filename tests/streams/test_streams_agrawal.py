@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from river.datasets import synth
 
-from streammeta.bench.river_streams import AGRAWAL_RANGES, AgrawalStream, _Agrawal
+from streammeta.streams.river_streams import AGRAWAL_RANGES, AgrawalStream, _Agrawal
 
 LOW, HIGH = np.array(list(AGRAWAL_RANGES.values())).T
 

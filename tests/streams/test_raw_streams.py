@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streammeta.bench.raw_streams import SHIFT, FriedmanStream, RawHyperplaneStream
-from streammeta.bench.streams import OffsetSinusoidStream, SinusoidStream
+from streammeta.streams.raw import SHIFT, FriedmanStream, RawHyperplaneStream
+from streammeta.streams.sinusoid import OffsetSinusoidStream, SinusoidStream
 
 
 @pytest.mark.parametrize(("cls", "decades"), [(FriedmanStream, 6), (RawHyperplaneStream, 8)])

@@ -29,7 +29,7 @@ from river import datasets
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
-from streammeta.bench.stream_base import Stream
+from streammeta.streams.base import Stream
 
 __all__ = ["PermutedDigits", "PermutedImageSegments", "ResampledStream", "RotatedDigits"]
 

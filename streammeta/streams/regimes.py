@@ -33,8 +33,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from streammeta.bench.raw_streams import FriedmanStream
-from streammeta.bench.stream_base import Stream, StreamChunk
+from streammeta.streams.base import Stream, StreamChunk
+from streammeta.streams.raw import FriedmanStream
 
 __all__ = [
     "IrregularTaskStream",

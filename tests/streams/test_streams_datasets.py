@@ -9,7 +9,7 @@ from river import datasets
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
-from streammeta.bench.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
+from streammeta.streams.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
 
 DIGITS = load_digits()
 PIXELS = DIGITS.data  # raw, 0 to 16

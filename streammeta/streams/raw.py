@@ -34,7 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from streammeta.bench.stream_base import Stream
+from streammeta.streams.base import Stream
 
 __all__ = ["FriedmanStream", "RawHyperplaneStream", "RawUnitsStream"]
 

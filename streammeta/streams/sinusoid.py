@@ -1,6 +1,5 @@
-"""Benchmark streams: drifting data with known switch points, shared by the benchmarks, the demo
-and the tests. ``STREAMS`` names them all (the choices of ``stream.name``); ``make_stream`` builds
-one by name. Records carry raw values, as users send them: the learner standardizes online.
+"""MAML's sinusoid regression tasks as a stream (``sinusoid``), and the same in raw units far from
+0 (``sinusoid_offset``).
 
 >>> stream = SinusoidStream(task_length=3, seed=0)
 >>> chunk = stream.take(7)
@@ -8,8 +7,6 @@ one by name. Records carry raw values, as users send them: the learner standardi
 [0, 0, 0, 1, 1, 1, 2]
 >>> next(iter(stream.records(1)))["task"]
 2
->>> make_stream("digits_rotated").task_length
-500
 >>> chunk = OffsetSinusoidStream(seed=0).take(1000)
 >>> bool(100 <= chunk.y.min() and chunk.y.max() <= 300 and chunk.x.max() > 400)
 True
@@ -18,30 +15,12 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 
-from streammeta.bench.datasets import PermutedDigits, PermutedImageSegments, RotatedDigits
-from streammeta.bench.raw_streams import FriedmanStream, RawHyperplaneStream
-from streammeta.bench.regime_streams import (
-    NoDriftStream,
-    SinusoidRecurringStream,
-    StaggerRecurringStream,
-    SwitchingSinusoidStream,
-)
-from streammeta.bench.river_streams import RIVER_STREAMS, AgrawalStream, RiverSwitchingStream
-from streammeta.bench.stream_base import Stream, StreamChunk
+from streammeta.streams.base import Stream
 
-__all__ = [
-    "STREAMS",
-    "OffsetSinusoidStream",
-    "SinusoidStream",
-    "Stream",
-    "StreamChunk",
-    "make_stream",
-]
+__all__ = ["OffsetSinusoidStream", "SinusoidStream"]
 
 
 class SinusoidStream(Stream):
@@ -97,30 +76,3 @@ class OffsetSinusoidStream(SinusoidStream):
     def _draw(self, start: int, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = super()._draw(start, task)
         return x * np.float32(self.x_unit), (self.y_offset + self.y_scale * y).astype(np.float32)
-
-
-_MAKERS: dict[str, Callable[..., Stream]] = {
-    "sinusoid": SinusoidStream,
-    **{kind: partial(RiverSwitchingStream, kind) for kind in RIVER_STREAMS},
-    "agrawal": AgrawalStream,
-    "digits_rotated": RotatedDigits,
-    "digits_permuted": PermutedDigits,
-    "image_segments": PermutedImageSegments,
-    "sinusoid_offset": OffsetSinusoidStream,
-    "friedman": FriedmanStream,
-    "hyperplane_raw": RawHyperplaneStream,
-    "stagger_recurring": StaggerRecurringStream,
-    "sinusoid_recurring": SinusoidRecurringStream,
-    "no_drift": NoDriftStream,
-    "switching_sinusoid": SwitchingSinusoidStream,
-}
-
-STREAMS = tuple(_MAKERS)
-
-
-def make_stream(name: str, *, task_length: int | None = None, seed: int = 0) -> Stream:
-    """A stream by name (``stream.name`` in the config); ``task_length=None`` means the stream's
-    ``default_task_length``."""
-    if name not in _MAKERS:
-        raise ValueError(f"stream {name!r}: must be one of {', '.join(map(repr, STREAMS))}")
-    return _MAKERS[name](task_length=task_length, seed=seed)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from streammeta.bench.adaptation.variants import YARDSTICK
+
 __all__ = ["adaptation_plots", "adaptation_table", "summary_table", "throughput_table"]
 
 
@@ -70,7 +72,7 @@ def adaptation_table(results: dict[str, Any]) -> str:
 
 
 #: the summary's columns after streammeta's own: the yardstick, then ARF
-_PEERS = ("online_adam", "deep_river", "river_logreg", "river_hat", "river_arf")
+_PEERS = (*YARDSTICK, "river_arf")
 
 
 def summary_table(results: dict[str, Any]) -> str:

@@ -495,9 +495,9 @@ def test_a_non_finite_step_leaves_the_weights_as_they_were() -> None:
     learner = build_learner(load_config(env={}).learner, meta_every=10**6)
     x = torch.linspace(-1, 1, 10)[:, None]
     learner.update(x, torch.sin(x[:, 0]))
-    before = {k: v.clone() for k, v in learner._fast.items()}
+    before = {k: v.clone() for k, v in learner.fast_weights.items()}
     learner.update(x, torch.full((10,), float("inf")))  # gradients of an infinite loss: NaN
-    assert all(torch.equal(before[k], v) for k, v in learner._fast.items())
+    assert all(torch.equal(before[k], v) for k, v in learner.fast_weights.items())
     learner.update(x, torch.sin(x[:, 0]))
     assert torch.isfinite(learner.loss).all()
 

@@ -18,7 +18,7 @@ from streammeta.config import LearnerConfig, load_config
 from streammeta.learn.base import Learner
 from streammeta.learn.baselines import OnlineAdam
 from streammeta.learn.factory import build_baseline, build_learner
-from streammeta.learn.learner import FastWeightLearner
+from streammeta.learn.fast import FastWeightLearner
 from streammeta.learn.scale import Standardizer
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.prequential import predict_then_learn, run_prequential

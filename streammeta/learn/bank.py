@@ -46,6 +46,7 @@ from streammeta.learn.members import LONG, ORIGINS, Members
 from streammeta.learn.memory import ConceptMemory
 from streammeta.learn.mixture import MIXES, Mixture
 from streammeta.learn.model import Classification, FunctionalModel, Params
+from streammeta.learn.optim import State
 from streammeta.learn.switching import RECALL_RECORDS, BankSwitching
 
 __all__ = ["BankLearner"]
@@ -147,6 +148,11 @@ class BankLearner(BankSwitching):
     def fast_weights(self) -> Params:
         """The members' weights, stacked over the bank's slots (read-only)."""
         return dict(self.members.params)
+
+    @property
+    def fast_moments(self) -> State:
+        """The inner optimizer's state of the members, stacked likewise (read-only)."""
+        return dict(self.members.state)
 
     @property
     def member_scores(self) -> Tensor:

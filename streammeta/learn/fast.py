@@ -95,6 +95,11 @@ class FastWeightLearner(Learner):
         """The weights that predict now, by parameter name (read-only: do not modify them)."""
         return dict(self._fast)
 
+    @property
+    def fast_moments(self) -> State:
+        """The inner optimizer's state of ``fast_weights`` (read-only)."""
+        return dict(self._state)
+
     def _fresh_params(self) -> Params:
         return self.model.init_params(self._gen, self.device)
 

@@ -5,9 +5,11 @@ from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.learn.keyed import KeyedLearner
 from streammeta.learn.learner import MetaLearner
+from streammeta.learn.members import ORIGINS
 from streammeta.learn.protonet import ProtoNetLearner
 
 __all__ = [
+    "ORIGINS",
     "FineTune",
     "KeyedLearner",
     "Learner",

@@ -16,15 +16,18 @@ torch.Size([4])
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
 
-from streammeta.learn.learner import FastWeightLearner
+from streammeta.learn.fast import FastWeightLearner
 from streammeta.learn.model import FunctionalModel, Params
 from streammeta.learn.optim import SGD, Adam, InnerOptimizer
 
-__all__ = ["BASELINES", "FineTune", "OnlineAdam", "OnlineSGD", "ResetSGD"]
+if TYPE_CHECKING:
+    from streammeta.config import LearnerConfig
+
+__all__ = ["FineTune", "OnlineAdam", "OnlineSGD", "ResetSGD"]
 
 
 class _Plain(FastWeightLearner):
@@ -49,6 +52,14 @@ class _Plain(FastWeightLearner):
             seed=seed,
             name=self.name,
         )
+
+    @classmethod
+    def from_config(cls, model: FunctionalModel, cfg: LearnerConfig) -> Self:
+        """The baseline on ``model`` with the meta-learner's inner rate, step size, device and
+        seed (``[learner]``): the constructor every entry of
+        :data:`streammeta.registry.BASELINES` shares."""
+        return cls(model, lr=cfg.inner_lr, support_size=cfg.support_size, device=cfg.device,
+                   seed=cfg.seed)  # fmt: skip
 
 
 class OnlineAdam(_Plain):
@@ -116,6 +127,3 @@ class FineTune(OnlineSGD):
         super()._load_state(state)
         self._seen = int(state["seen"])
         self._fixed = {k: v.to(self.device) for k, v in state["fixed"].items()} or None
-
-
-BASELINES = ("online_adam", "online_sgd", "reset_sgd", "finetune")

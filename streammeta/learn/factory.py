@@ -14,11 +14,10 @@ from typing import Any
 from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.bank import BankLearner
 from streammeta.learn.base import Learner
-from streammeta.learn.baselines import BASELINES, FineTune, OnlineAdam, OnlineSGD, ResetSGD
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Head, Regression
-from streammeta.learn.protonet import ProtoNetLearner
-from streammeta.learn.trainer import MetaTraining
+from streammeta.learn.trainer import training_of
+from streammeta.registry import ALGORITHMS, BASELINES
 from streammeta.segment import Segmenter, make_segmenter
 
 __all__ = ["build_baseline", "build_learner", "build_model", "build_segmenter"]
@@ -33,21 +32,10 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
     """The meta-learner the config describes; ``overrides`` replace config fields (variants)."""
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)  # type: ignore[arg-type]
-    training = MetaTraining(
-        **{k: getattr(cfg, k) for k in MetaTraining.__annotations__}  # type: ignore[typeddict-item]
-    )
-    if cfg.algorithm == "protonet":
-        return ProtoNetLearner(
-            n_features=cfg.n_features,
-            n_classes=cfg.n_classes,
-            hidden=cfg.hidden,
-            layer_norm=cfg.layer_norm,
-            standardize=cfg.standardize,
-            scale_horizon=cfg.scale_horizon,
-            device=cfg.device,
-            seed=cfg.seed,
-            **training,
-        )
+    algorithm = ALGORITHMS.entry(cfg.algorithm)
+    if "learner" in algorithm.tags:  # a learner of its own, not a rule of MetaLearner
+        learner: Learner = algorithm.load().from_config(cfg)
+        return learner
     common: dict[str, Any] = {
         "algorithm": cfg.algorithm,
         "optimizer": cfg.optimizer,
@@ -58,7 +46,7 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
         "scale_horizon": cfg.scale_horizon,
         "device": cfg.device,
         "seed": cfg.seed,
-        **training,
+        **training_of(cfg),
     }
     if cfg.bank_size == 1:
         return MetaLearner(build_model(cfg), **common)
@@ -74,23 +62,11 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
     )
 
 
-def build_baseline(kind: str, cfg: LearnerConfig, *, pretrain_records: int = 1000) -> Learner:
-    """A baseline by name, with the same model, learning rate, device and seed."""
-    model = build_model(cfg)
-    common: dict[str, Any] = {
-        "support_size": cfg.support_size,
-        "device": cfg.device,
-        "seed": cfg.seed,
-    }
-    if kind == "online_adam":
-        return OnlineAdam(model, lr=cfg.inner_lr, **common)
-    if kind == "online_sgd":
-        return OnlineSGD(model, lr=cfg.inner_lr, **common)
-    if kind == "reset_sgd":
-        return ResetSGD(model, lr=cfg.inner_lr, **common)
-    if kind == "finetune":
-        return FineTune(model, lr=cfg.inner_lr, pretrain_records=pretrain_records, **common)
-    raise ValueError(f"baseline {kind!r}: must be one of {', '.join(map(repr, BASELINES))}")
+def build_baseline(kind: str, cfg: LearnerConfig) -> Learner:
+    """A baseline by name (``learner.baseline``), with the same model, learning rate, device and
+    seed."""
+    baseline: Learner = BASELINES.load(kind).from_config(build_model(cfg), cfg)
+    return baseline
 
 
 def build_segmenter(cfg: SegmentConfig) -> Segmenter:

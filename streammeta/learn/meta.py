@@ -36,7 +36,7 @@ from streammeta.learn.inner import inner_step
 from streammeta.learn.model import FunctionalModel, Params
 from streammeta.learn.optim import InnerOptimizer, State, _key
 
-__all__ = ["ALGORITHMS", "Algorithm", "Clone", "MetaModel", "rule_of"]
+__all__ = ["FOMAML", "FTML", "MAML", "REPTILE", "Algorithm", "Clone", "MetaModel"]
 
 
 class Clone:
@@ -133,24 +133,16 @@ class MetaModel(nn.Module):
 @dataclass(frozen=True)
 class Algorithm:
     """How a meta-learning algorithm trains the initialization: everything that tells MAML,
-    first-order MAML, Reptile and FTML apart."""
+    first-order MAML, Reptile and FTML apart. The rules below are the entries of
+    :data:`streammeta.registry.ALGORITHMS`; a new rule is one line here and one there."""
 
     first_order: bool  # the inner gradients are constants to the meta-gradient
     reptile: bool  # the initialization moves toward the adapted weights (Nichol et al., 2018)
     recent_fraction: float  # share of a meta-batch drawn from the recent tasks, the rest older
 
 
-ALGORITHMS: dict[str, Algorithm] = {
-    "maml": Algorithm(first_order=False, reptile=False, recent_fraction=0.5),
-    "fomaml": Algorithm(first_order=True, reptile=False, recent_fraction=0.5),
-    "reptile": Algorithm(first_order=True, reptile=True, recent_fraction=0.5),
-    # follow the meta leader (Finn et al., 2019): every task seen so far, through the reservoir
-    "ftml": Algorithm(first_order=False, reptile=False, recent_fraction=0.0),
-}
-
-
-def rule_of(name: str) -> Algorithm:
-    """The algorithm ``learner.algorithm`` names."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"algorithm {name!r}: must be one of {', '.join(map(repr, ALGORITHMS))}")
-    return ALGORITHMS[name]
+MAML = Algorithm(first_order=False, reptile=False, recent_fraction=0.5)
+FOMAML = Algorithm(first_order=True, reptile=False, recent_fraction=0.5)
+REPTILE = Algorithm(first_order=True, reptile=True, recent_fraction=0.5)
+#: follow the meta leader (Finn et al., 2019): every task seen so far, through the reservoir
+FTML = Algorithm(first_order=False, reptile=False, recent_fraction=0.0)

@@ -34,9 +34,9 @@ import torch
 from torch import Tensor, nn
 
 from streammeta.learn.model import Params
+from streammeta.registry import INNER_OPTIMIZERS
 
 __all__ = [
-    "OPTIMIZERS",
     "SGD",
     "Adam",
     "InnerOptimizer",
@@ -55,6 +55,13 @@ _EPS = 1e-8
 class InnerOptimizer(nn.Module, ABC):
     """Base class: ``init`` makes the state of fresh weights, ``restart`` the state a new task
     starts with (what it keeps from the last), ``update`` takes one step. All are pure."""
+
+    @classmethod
+    def create(cls, params: Params, lr: float, seed: int = 0) -> InnerOptimizer:
+        """The optimizer of fresh weights ``params`` at initial rate ``lr``, seeded: the one
+        constructor every entry of :data:`streammeta.registry.INNER_OPTIMIZERS` shares. By
+        default ``cls(lr)``, for optimizers that learn nothing."""
+        return cls(lr)
 
     def init(self, params: Params) -> State:
         return {}
@@ -155,6 +162,10 @@ class MetaSGD(_Preconditioned):
             {_key(k): nn.Parameter(torch.zeros_like(p)) for k, p in params.items()}
         )
 
+    @classmethod
+    def create(cls, params: Params, lr: float, seed: int = 0) -> MetaSGD:
+        return cls(params, lr)
+
     def rates(self) -> Params:
         """The learning rate of every coordinate, by parameter name (dots as ``__``)."""
         return {k: _bounded(self.lr, s) for k, s in self.scales.items()}
@@ -199,6 +210,10 @@ class LearnedOptimizer(_Preconditioned):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
+    @classmethod
+    def create(cls, params: Params, lr: float, seed: int = 0) -> LearnedOptimizer:
+        return cls(params, lr, seed=seed)
+
     def update(self, grads: Params, state: State, params: Params) -> tuple[Params, State]:
         direction, normalized, state = self.moments(grads, state)
         # every coordinate of every tensor in one flat vector: one network call per step
@@ -232,17 +247,7 @@ def _log_mag(t: Tensor) -> Tensor:
     return torch.log(t.abs() + 1e-8) / 8.0
 
 
-OPTIMIZERS = ("metasgd", "lopt", "adam", "sgd")
-
-
 def make_optimizer(name: str, params: Params, lr: float, seed: int = 0) -> InnerOptimizer:
-    """Build an inner optimizer by config name (``learner.optimizer``)."""
-    if name == "metasgd":
-        return MetaSGD(params, lr)
-    if name == "lopt":
-        return LearnedOptimizer(params, lr, seed=seed)
-    if name == "adam":
-        return Adam(lr)
-    if name == "sgd":
-        return SGD(lr)
-    raise ValueError(f"optimizer {name!r}: must be one of {', '.join(map(repr, OPTIMIZERS))}")
+    """Build an inner optimizer by config name (``learner.optimizer``), from the registry."""
+    optimizer: type[InnerOptimizer] = INNER_OPTIMIZERS.load(name)
+    return optimizer.create(params, lr, seed)

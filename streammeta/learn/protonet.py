@@ -14,7 +14,7 @@ and the fast state of a task is its class prototypes (mean embedding of each cla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,10 @@ from streammeta.learn.base import Learner, copy_state, resolve_device
 from streammeta.learn.model import MLP, Classification, FunctionalModel, Params
 from streammeta.learn.optim import _key
 from streammeta.learn.scale import Standardizer
-from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining
+from streammeta.learn.trainer import MetaTrained, MetaTrainer, MetaTraining, training_of
+
+if TYPE_CHECKING:
+    from streammeta.config import LearnerConfig
 
 __all__ = ["ProtoNetLearner", "prototype_logits"]
 
@@ -84,6 +87,22 @@ class ProtoNetLearner(MetaTrained, Learner):
         self._counts = torch.zeros(n_classes, device=self.device)
         self._out = torch.zeros(0, n_classes, device=self.device)
         self._loss = torch.zeros(0, device=self.device)
+
+    @classmethod
+    def from_config(cls, cfg: LearnerConfig) -> Self:
+        """The learner ``[learner]`` describes (an entry of
+        :data:`streammeta.registry.ALGORITHMS` with a learner of its own)."""
+        return cls(
+            n_features=cfg.n_features,
+            n_classes=cfg.n_classes,
+            hidden=cfg.hidden,
+            layer_norm=cfg.layer_norm,
+            standardize=cfg.standardize,
+            scale_horizon=cfg.scale_horizon,
+            device=cfg.device,
+            seed=cfg.seed,
+            **training_of(cfg),
+        )
 
     def _params(self) -> Params:
         return {k: self.embedding[_key(k)] for k in self._names}

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import Tensor
 
 from streammeta.learn.buffer import TaskBuffer
 
-__all__ = ["MetaTrained", "MetaTrainer", "MetaTraining"]
+if TYPE_CHECKING:
+    from streammeta.config import LearnerConfig
+
+__all__ = ["MetaTrained", "MetaTrainer", "MetaTraining", "training_of"]
 
 
 class MetaTraining(TypedDict, total=False):
@@ -26,6 +29,13 @@ class MetaTraining(TypedDict, total=False):
     buffer_recent: int
     buffer_reservoir: int
     task_max_records: int
+
+
+def training_of(cfg: LearnerConfig) -> MetaTraining:
+    """The meta-training settings of ``[learner]``."""
+    return MetaTraining(
+        **{k: getattr(cfg, k) for k in MetaTraining.__annotations__}  # type: ignore[typeddict-item]
+    )
 
 
 class MetaTrainer:

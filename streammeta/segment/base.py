@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -37,6 +37,12 @@ class Segmenter(ABC):
         self.min_task_length = min_task_length
         self.cooldown = cooldown
         self._reset()
+
+    @classmethod
+    def build(cls, *, min_task_length: int = 50, cooldown: int = 0, window: int = 100) -> Self:
+        """The segmenter ``[segment]`` describes: the constructor every entry of
+        :data:`streammeta.registry.SEGMENTERS` shares (``window`` is for fixed windows)."""
+        return cls(min_task_length=min_task_length, cooldown=cooldown)
 
     def _reset(self) -> None:
         self._last_task: object = None  # the last explicit task value seen
@@ -140,6 +146,10 @@ class FixedWindow(Segmenter):
             raise ValueError(f"window={window!r}: must be at least 1")
         self.window = window
         super().__init__()
+
+    @classmethod
+    def build(cls, *, min_task_length: int = 50, cooldown: int = 0, window: int = 100) -> Self:
+        return cls(window)
 
     def _observe(self, value: float) -> bool:
         return False

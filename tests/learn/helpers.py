@@ -20,14 +20,3 @@ def same_state(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b
-
-
-def fast_weights(snapshot: dict) -> dict[str, torch.Tensor]:
-    """The weights that predict, from a learner's snapshot: a bank's members (stacked), or the
-    fast weights of a single learner."""
-    return snapshot["bank"]["params"] if "bank" in snapshot else snapshot["fast"]
-
-
-def fast_moments(snapshot: dict) -> dict[str, torch.Tensor]:
-    """The inner optimizer's state of the weights ``fast_weights`` returns."""
-    return snapshot["bank"]["state"] if "bank" in snapshot else snapshot["state"]

@@ -125,13 +125,13 @@ def test_the_mixture_is_prequential_and_weighs_members_by_recent_loss() -> None:
     predicted = bank.output.clone()
     bank.predict(xt, -yt)
     assert torch.equal(bank.output, predicted)  # the label does not change its own prediction
-    w = bank._weights()
+    w = bank.member_weights
     assert float(w.sum()) == pytest.approx(1.0) and int((w > 0).sum()) >= 2
-    order = torch.argsort(bank._score)
+    order = torch.argsort(bank.member_scores)
     assert bool((w[order][:-1] >= w[order][1:]).all())  # lower recent loss, more weight
     leader = _bank(spawn_every=50, mix="leader")
     _feed(leader, x, y)
-    assert int((leader._weights() > 0).sum()) == 1
+    assert int((leader.member_weights > 0).sum()) == 1
 
 
 def test_classification_mixes_probabilities() -> None:
@@ -193,5 +193,5 @@ def test_a_non_finite_record_does_not_poison_the_bank() -> None:
     bank = _bank(spawn_every=50)
     x[57, 0], y[120] = np.nan, np.inf
     _feed(bank, x, y)
-    assert all(bool(torch.isfinite(v).all()) for v in bank._bank.values())
+    assert all(bool(torch.isfinite(v).all()) for v in bank.fast_weights.values())
     assert bool(torch.isfinite(bank.output).all())

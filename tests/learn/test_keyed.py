@@ -98,7 +98,7 @@ def test_each_key_is_the_meta_learner_on_its_own_records(optimizer: str) -> None
         weights = keyed.weights(key)
         assert weights is not None
         for name, value in weights.items():
-            _close(value, ref._fast[name])
+            _close(value, ref.fast_weights[name])
     assert keyed.keys_held == 55 and keyed.keys_evicted == 0
 
 
@@ -178,7 +178,7 @@ def test_a_key_segmenter_restarts_only_its_key() -> None:
         weights = keyed.weights(key)
         assert weights is not None
         for name, value in weights.items():
-            _close(value, ref._fast[name])
+            _close(value, ref.fast_weights[name])
     # a's first task (4 records) is closed into the shared buffer; b's is still open
     assert keyed.learner.trainer.buffer.tasks_closed == 1
 

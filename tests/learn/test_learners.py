@@ -17,10 +17,12 @@ from streammeta.learn.baselines import FineTune, OnlineSGD, ResetSGD
 from streammeta.learn.buffer import TaskBuffer
 from streammeta.learn.factory import build_baseline, build_learner
 from streammeta.learn.learner import MetaLearner
+from streammeta.learn.meta import FOMAML, FTML, MAML, REPTILE
 from streammeta.learn.model import MLP, FunctionalModel, Regression
-from streammeta.learn.optim import SGD, LearnedOptimizer, MetaSGD
+from streammeta.learn.optim import LearnedOptimizer
 from streammeta.learn.protonet import ProtoNetLearner
 from streammeta.metrics.adaptation import positions, window_mean
+from streammeta.registry import ALGORITHMS, INNER_OPTIMIZERS
 from streammeta.runtime.prequential import run_prequential
 from streammeta.streams.sinusoid import SinusoidStream
 from tests.learn.helpers import same_state
@@ -333,25 +335,35 @@ def _cfg(**learner: str) -> LearnerConfig:
     return load_config(env={}, overrides=overrides).learner
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile", "ftml"])
-@pytest.mark.parametrize(
-    ("optimizer", "kind"), [("metasgd", MetaSGD), ("lopt", LearnedOptimizer), ("sgd", SGD)]
-)
-def test_build_learner_honours_algorithm_and_optimizer(
-    algorithm: str, optimizer: str, kind: type
-) -> None:
+RULES = [a.name for a in ALGORITHMS if "learner" not in a.tags]
+
+
+def test_the_algorithms_differ_in_their_rules() -> None:
+    assert not MAML.first_order and FOMAML.first_order and REPTILE.first_order
+    assert REPTILE.reptile and not (MAML.reptile or FOMAML.reptile or FTML.reptile)
+    # FTML follows the meta leader: every episode from the reservoir of all tasks so far
+    assert FTML.recent_fraction == 0.0 and MAML.recent_fraction == 0.5
+
+
+@pytest.mark.parametrize("algorithm", RULES)
+@pytest.mark.parametrize("optimizer", INNER_OPTIMIZERS.names)
+def test_build_learner_honours_algorithm_and_optimizer(algorithm: str, optimizer: str) -> None:
     cfg = _cfg(algorithm=algorithm, optimizer=optimizer, inner_lr="0.02")
     learner = build_learner(cfg)
     assert isinstance(learner, MetaLearner)
     assert learner.name == f"{algorithm}+{optimizer}"
     assert learner.algorithm == algorithm
-    assert learner.rule.first_order == (algorithm in ("fomaml", "reptile"))
-    assert isinstance(learner.meta.optimizer, kind)
+    assert learner.rule is ALGORITHMS.load(algorithm)
+    assert type(learner.meta.optimizer) is INNER_OPTIMIZERS.load(optimizer)
     assert learner.inner is learner.meta.optimizer
     assert learner.inner.describe()["lr_mean"] == pytest.approx(0.02)
-    # FTML follows the meta leader: every episode from the reservoir of all tasks so far
-    assert learner.trainer.recent_fraction == (0.0 if algorithm == "ftml" else 0.5)
+    assert learner.trainer.recent_fraction == learner.rule.recent_fraction
     assert learner.meta.init["net__0__weight"].shape == (8, 1)
+
+
+def test_a_learner_of_its_own_is_not_a_rule() -> None:
+    with pytest.raises(ValueError, match="learner of its own"):
+        MetaLearner(_regression_model(), algorithm="protonet")
 
 
 def test_build_learner_overrides_and_baselines_share_the_model() -> None:
@@ -366,6 +378,8 @@ def test_build_learner_overrides_and_baselines_share_the_model() -> None:
         assert baseline.model.module.net[0].weight.shape == (8, 1)
     with pytest.raises(ValueError, match="online_sgd"):
         build_baseline("adam", cfg)
+    with pytest.raises(ValueError, match="'maml'"):
+        build_learner(cfg, algorithm="mamml")
 
 
 def test_protonet_needs_classification() -> None:
@@ -495,9 +509,9 @@ def test_a_non_finite_step_leaves_the_weights_as_they_were() -> None:
     learner = build_learner(load_config(env={}).learner, meta_every=10**6)
     x = torch.linspace(-1, 1, 10)[:, None]
     learner.update(x, torch.sin(x[:, 0]))
-    before = {k: v.clone() for k, v in learner._fast.items()}
+    before = {k: v.clone() for k, v in learner.fast_weights.items()}
     learner.update(x, torch.full((10,), float("inf")))  # gradients of an infinite loss: NaN
-    assert all(torch.equal(before[k], v) for k, v in learner._fast.items())
+    assert all(torch.equal(before[k], v) for k, v in learner.fast_weights.items())
     learner.update(x, torch.sin(x[:, 0]))
     assert torch.isfinite(learner.loss).all()
 

@@ -10,13 +10,10 @@ import torch
 from streammeta.learn.learner import MetaLearner
 from streammeta.learn.meta import MetaModel
 from streammeta.learn.model import MLP, FunctionalModel, Params, Regression
-from streammeta.learn.optim import (
-    OPTIMIZERS,
-    RATE_RANGE,
-    LearnedOptimizer,
-    MetaSGD,
-    make_optimizer,
-)
+from streammeta.learn.optim import RATE_RANGE, LearnedOptimizer, MetaSGD, make_optimizer
+from streammeta.registry import INNER_OPTIMIZERS
+
+OPTIMIZERS = INNER_OPTIMIZERS.names
 
 LR = 0.05
 

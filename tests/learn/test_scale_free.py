@@ -6,6 +6,7 @@ labels change nothing."""
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +19,12 @@ from streammeta.config import LearnerConfig, load_config
 from streammeta.learn.base import Learner
 from streammeta.learn.baselines import OnlineAdam
 from streammeta.learn.factory import build_baseline, build_learner
-from streammeta.learn.learner import FastWeightLearner
+from streammeta.learn.fast import FastWeightLearner
 from streammeta.learn.scale import Standardizer
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.prequential import predict_then_learn, run_prequential
 from streammeta.segment import make_segmenter
-from tests.learn.helpers import fast_moments, fast_weights, same_state
+from tests.learn.helpers import same_state
 
 N_FEATURES = 3
 # per-column scales and offsets of the rescaled stream, and the targets' affine map
@@ -267,7 +268,8 @@ def test_published_predictions_do_not_depend_on_the_batchs_labels(detector: str)
         assert torch.equal(p.output[:10], reference.output[:10]), name  # the first slice
     # the labels did reach the losses and learning: the comparison has teeth
     assert not torch.equal(published["true"].loss, published["flipped"].loss)
-    assert not same_state(fast_weights(runs[0].snapshot()), fast_weights(runs[1].snapshot()))
+    assert isinstance(runs[0], FastWeightLearner) and isinstance(runs[1], FastWeightLearner)
+    assert not same_state(runs[0].fast_weights, runs[1].fast_weights)
     # nor does a record's prediction depend on the later records of its batch
     later = batch.clone()
     later[20:] = later[20:] * 3 + 100
@@ -350,24 +352,25 @@ def test_infinite_targets_leave_the_fast_weights_as_they_were(kind: str) -> None
     x, y = _rescaled_x(x), _rescaled_y(y)
     _run_updates(learner, x[:100], y[:100], 10)
     before = learner.snapshot()
+    weights, moments = copy.deepcopy((learner.fast_weights, learner.fast_moments))
     bad = torch.from_numpy(y[100:120]).clone()
     bad[::2] = float("inf")
     bad[1::2] = -float("inf")
     bad[3] = float("nan")
     learner.update(torch.from_numpy(x[100:120]), bad)  # two chunks of nothing but bad labels
     after = learner.snapshot()
-    assert same_state(fast_weights(after), fast_weights(before))
-    assert same_state(fast_moments(after), fast_moments(before))  # Adam's moments and steps too
+    assert same_state(learner.fast_weights, weights)
+    assert same_state(learner.fast_moments, moments)  # Adam's moments and steps too
     assert same_state(after["scalers"][1], before["scalers"][1])  # bad labels teach no statistics
     assert torch.isfinite(learner.prediction).all()
     # a chunk mixing bad and good labels learns from the good ones
     mixed = torch.from_numpy(y[120:130]).clone()
     mixed[:4] = float("inf")
     learner.update(torch.from_numpy(x[120:130]), mixed)
-    assert not same_state(fast_weights(learner.snapshot()), fast_weights(before))
+    assert not same_state(learner.fast_weights, weights)
     _, preds, losses = _run_updates(learner, x[130:], y[130:], 10)
     assert torch.isfinite(preds).all() and torch.isfinite(losses).all()
-    assert all(torch.isfinite(v).all() for v in fast_weights(learner.snapshot()).values())
+    assert all(torch.isfinite(v).all() for v in learner.fast_weights.values())
 
 
 @pytest.mark.parametrize("kind", LEARNER_KINDS)

@@ -36,7 +36,7 @@ from prometheus_client import (
 )
 
 from streammeta.io.records import REASONS
-from streammeta.learn.bank import ORIGINS
+from streammeta.learn import ORIGINS
 from streammeta.metrics.histogram import ArrayHistogram
 from streammeta.metrics.sensor import Sensor
 

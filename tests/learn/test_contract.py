@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from streammeta.bench.streams import SinusoidStream
 from streammeta.config import LearnerConfig, load_config
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner
 from streammeta.registry import ALGORITHMS, BASELINES, INNER_OPTIMIZERS
 from streammeta.runtime.prequential import run_prequential
+from streammeta.streams.sinusoid import SinusoidStream
 from tests.learn.helpers import same_state
 
 # 12 tasks of 40 records; the snapshot is taken at record 245, mid-task and mid-batch of 10

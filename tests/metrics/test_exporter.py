@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from streammeta.cli import main
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
-from streammeta.learn.bank import ORIGINS
+from streammeta.learn import ORIGINS
 from streammeta.metrics.prometheus import PrometheusSensor
 from streammeta.metrics.server import MetricsServer
 from streammeta.runtime.checkpoint import CheckpointStore

@@ -1,5 +1,5 @@
 """The sinusoid stream (streammeta.bench.streams), the adaptation figures
-(streammeta.metrics.adaptation) and the prequential runner (streammeta.runtime.prequential)."""
+(streammeta.metrics.recovery) and the prequential runner (streammeta.runtime.prequential)."""
 
 import math
 from typing import Any
@@ -11,7 +11,7 @@ from torch import Tensor
 
 from streammeta.bench.streams import SinusoidStream, make_stream
 from streammeta.learn.base import Learner
-from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
+from streammeta.metrics.recovery import loss_curve, positions, recovery_samples, window_mean
 from streammeta.runtime.prequential import run_prequential
 from streammeta.segment.base import Segmenter
 

@@ -42,7 +42,7 @@ from streammeta.bench.streams import STREAMS, StreamChunk, make_stream
 from streammeta.config import LearnerConfig, SegmentConfig
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
-from streammeta.metrics.adaptation import loss_curve, window_mean
+from streammeta.metrics.recovery import loss_curve, window_mean
 from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
 from streammeta.runtime.prequential import run_prequential
 

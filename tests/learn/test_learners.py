@@ -21,7 +21,7 @@ from streammeta.learn.learner import MetaLearner
 from streammeta.learn.model import MLP, FunctionalModel, Regression
 from streammeta.learn.optim import SGD, LearnedOptimizer, MetaSGD
 from streammeta.learn.protonet import ProtoNetLearner
-from streammeta.metrics.adaptation import positions, window_mean
+from streammeta.metrics.recovery import positions, window_mean
 from streammeta.runtime.prequential import run_prequential
 from tests.learn.helpers import same_state
 

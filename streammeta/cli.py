@@ -569,7 +569,7 @@ def _run(config: Any, args: argparse.Namespace) -> int:
     import torch
 
     from streammeta.errors import StreamMetaError
-    from streammeta.metrics.server import serve_metrics
+    from streammeta.metrics.export.server import serve_metrics
     from streammeta.runtime.service import build_service
     from streammeta.runtime.shutdown import EXIT_GRACE, EXIT_OK
 

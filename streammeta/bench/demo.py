@@ -36,9 +36,9 @@ from streammeta.config import Config, to_dict
 from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
 from streammeta.io.simulate import publish
-from streammeta.metrics.adaptation import loss_curve, window_mean
-from streammeta.metrics.prometheus import PrometheusSensor
-from streammeta.metrics.server import MetricsServer, serve_metrics
+from streammeta.metrics.export.prometheus import PrometheusSensor
+from streammeta.metrics.export.server import MetricsServer, serve_metrics
+from streammeta.metrics.recovery import loss_curve, window_mean
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
 

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from streammeta.bench.demo import detection, run_demo
 from streammeta.config import load_config
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
 
 
 def _demo(out: Path, **settings: str) -> tuple[dict[str, Any], str]:

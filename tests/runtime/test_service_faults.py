@@ -236,3 +236,25 @@ def test_the_learner_never_sees_a_non_finite_feature(tmp_path: Path) -> None:
     stats = _service(source, sink, tmp_path).run(idle_exit=0.01)
     assert stats.dead_letters == {"non_finite": 1} and stats.records == 20
     assert all(np.isfinite(json.loads(v)["y_hat"]) for v, _, _ in sink.sent["out"])
+
+
+def test_the_sources_passing_errors_are_counted_and_logged_once_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three polls meet a passing error (the client retries by itself): the counter has all
+    three, the log one line, naming the last error, until a minute has passed."""
+    sensor = PrometheusSensor(CollectorRegistry())
+    source = MemorySource("in", _topic(300))
+
+    def flaky(service: Service, step: Step | None) -> None:
+        if step is None and source.polls <= 3:  # after each of the first three polls
+            source.transient_errors += 1
+            source.last_error = f"fetch timed out ({source.polls})"
+
+    service = _service(source, MemorySink(), tmp_path, sensor=sensor, on_batch=flaky)
+    with caplog.at_level(logging.WARNING, "streammeta"):
+        service.run(idle_exit=0.01)
+    value = sensor.registry.get_sample_value("streammeta_source_transient_errors_total")
+    assert value == 3
+    said = [r.getMessage() for r in caplog.records if "passing error" in r.getMessage()]
+    assert len(said) == 1 and "(last: fetch timed out (1))" in said[0]

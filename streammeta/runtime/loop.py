@@ -18,7 +18,6 @@ taken :mod:`~streammeta.runtime.checkpointing`'s, what is produced
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 
@@ -40,7 +39,7 @@ from streammeta.runtime.health import TICK_S, Watch
 from streammeta.runtime.output import Output
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.sensor import Sensor
-from streammeta.runtime.shutdown import Grace, expire
+from streammeta.runtime.shutdown import Grace, on_stop_signals
 from streammeta.runtime.stats import RunStats
 
 __all__ = ["Service"]
@@ -99,36 +98,18 @@ class Service(RebalanceListener):
             source, offset_reset=offset_reset, stats=self.stats, sensor=self.sensor
         )
         self.output = Output(
-            sink,
-            decoder,
-            output_topic=output_topic,
-            dlq_topic=dlq_topic,
-            max_message_bytes=max_message_bytes,
-            stats=self.stats,
-            sensor=self.sensor,
-        )
+            sink, decoder, output_topic=output_topic, dlq_topic=dlq_topic,
+            max_message_bytes=max_message_bytes, stats=self.stats, sensor=self.sensor,
+        )  # fmt: skip
         self.watch = Watch(
-            pipeline,
-            source,
-            sink,
-            self.assignment,
-            input_topic=input_topic,
-            max_in_flight=max_in_flight,
-            lag_every_s=lag_every_s,
-            progress_seconds=progress_seconds,
-            stats=self.stats,
-            sensor=self.sensor,
-        )
+            pipeline, source, sink, self.assignment, input_topic=input_topic,
+            max_in_flight=max_in_flight, lag_every_s=lag_every_s,
+            progress_seconds=progress_seconds, stats=self.stats, sensor=self.sensor,
+        )  # fmt: skip
         self.checkpoints = Checkpoints(
-            pipeline,
-            source,
-            sink,
-            store,
-            self.assignment,
-            flush_timeout=flush_timeout,
-            stats=self.stats,
-            sensor=self.sensor,
-        )
+            pipeline, source, sink, store, self.assignment, flush_timeout=flush_timeout,
+            stats=self.stats, sensor=self.sensor,
+        )  # fmt: skip
         self._stop = False
         self.assignment.forget(self.checkpoints.restore())
 
@@ -175,21 +156,7 @@ class Service(RebalanceListener):
         """SIGTERM and SIGINT stop the loop; a watchdog ends the process when the stop takes
         longer than the grace, and a second signal ends it at once (the last checkpoint
         stands either way)."""
-        kept = "the last checkpoint stands; records since it are answered again after a restart"
-
-        def handle(signum: int, _frame: object) -> None:
-            if self._stop:
-                expire(f"{signal.Signals(signum).name} again: exiting now; {kept}")
-            log.info(
-                "%s: stopping (finishing the batch, then checkpoint and commit; at most %g s)",
-                signal.Signals(signum).name,
-                self.grace.seconds,
-            )
-            self.stop()
-            self.grace.watch(kept)
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        on_stop_signals(self.stop, self.grace, stopping=lambda: self._stop)
 
     def run(self, *, max_records: int = 0, idle_exit: float = 0.0) -> RunStats:
         """Subscribe and loop; ends with a checkpoint (within the grace) and closes source and

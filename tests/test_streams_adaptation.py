@@ -1,5 +1,5 @@
 """The sinusoid stream (streammeta.streams.sinusoid), the adaptation figures
-(streammeta.metrics.adaptation) and the prequential runner (streammeta.runtime.prequential)."""
+(streammeta.metrics.recovery) and the prequential runner (streammeta.runtime.prequential)."""
 
 import math
 from typing import Any
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from streammeta.learn.base import Learner
-from streammeta.metrics.adaptation import loss_curve, positions, recovery_samples, window_mean
+from streammeta.metrics.recovery import loss_curve, positions, recovery_samples, window_mean
 from streammeta.runtime.prequential import run_prequential
 from streammeta.segment.base import Segmenter
 from streammeta.streams import make_stream

@@ -33,7 +33,7 @@ from streammeta.config import Config
 from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
 from streammeta.io.simulate import publish
-from streammeta.metrics.server import MetricsServer, serve_metrics
+from streammeta.metrics.export.server import MetricsServer, serve_metrics
 from streammeta.runtime.service import Service, build_service
 from streammeta.streams import make_stream
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from streammeta.bench.demo_status import DemoStatus
 from streammeta.config import Config, to_dict
-from streammeta.metrics.adaptation import loss_curve, window_mean
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
+from streammeta.metrics.recovery import loss_curve, window_mean
 from streammeta.runtime.service import Service
 
 __all__ = ["detection", "write_report"]

@@ -60,7 +60,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
 
     import torch
 
-    from streammeta.metrics.server import serve_metrics
+    from streammeta.metrics.export.server import serve_metrics
     from streammeta.runtime.service import build_service
     from streammeta.runtime.shutdown import EXIT_GRACE, EXIT_OK
 

@@ -8,7 +8,8 @@ relabels only some records is most of them), the **post-boundary loss** (mean ov
 100 labelled samples) and, when the stream's true switch points are given, **detection
 delay**, missed switches and false alarms. ``reference`` makes a tracker measure recovery
 against another tracker's level (a shadow baseline against the meta-learner's), so the two
-recover towards the same target.
+recover towards the same target. Across tasks it keeps the prequential loss (and, given the
+records' hits, the accuracy) over the last ``recent`` labelled records.
 
 >>> import numpy as np
 >>> t = AdaptationTracker(window=2, post_window=3)
@@ -17,6 +18,8 @@ recover towards the same target.
 >>> t.update(np.array([5.0]), boundaries=[0])  # closes the second task
 >>> [(b.recovery_samples, b.censored, b.post_boundary_loss) for b in t.closed]
 [(4, False, 4.333333333333333)]
+>>> t.recent_loss, t.closed_since(0) == list(t.closed)
+(2.4, True)
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DETECTION_FIGURES", "AdaptationTracker", "BoundaryStats"]
+from streammeta.metrics.window import RollingMean
+
+__all__ = ["DETECTION_FIGURES", "RECENT", "AdaptationTracker", "BoundaryStats"]
+
+#: Labelled records the prequential loss and accuracy average over, by default.
+RECENT = 1000
 
 #: The figures of :meth:`AdaptationTracker.summary` that need the true switches (the records'
 #: concept): without them they are unknown, not measured.
@@ -62,19 +70,23 @@ class AdaptationTracker:
         post_window: int = 100,
         reference: AdaptationTracker | None = None,
         history: int = 10_000,
+        recent: int = RECENT,
     ) -> None:
-        if window < 1 or post_window < 1 or tolerance < 0 or history < 1:
+        if window < 1 or post_window < 1 or tolerance < 0 or history < 1 or recent < 1:
             raise ValueError(
                 f"window={window!r}, post_window={post_window!r}, tolerance={tolerance!r}, "
-                f"history={history!r}: need window >= 1, post_window >= 1, tolerance >= 0, "
-                "history >= 1"
+                f"history={history!r}, recent={recent!r}: need window >= 1, post_window >= 1, "
+                "tolerance >= 0, history >= 1, recent >= 1"
             )
         self.window = window
         self.tolerance = tolerance
         self.post_window = post_window
         self.reference = reference
         self.history = history
+        self.recent = recent
         self.closed_total = 0  # tasks closed by this object, ever (for metrics; not restored)
+        self._recent_loss = RollingMean(recent)  # for metrics as well; not restored either
+        self._recent_hits = RollingMean(recent)
         self._reset()
 
     def _reset(self) -> None:
@@ -94,15 +106,37 @@ class AdaptationTracker:
         """The loss level of the current task: mean of its last ``window`` labelled losses."""
         return float(self._tail.mean()) if len(self._tail) else float("nan")
 
+    @property
+    def recent_loss(self) -> float:
+        """Mean prequential loss over the last ``recent`` labelled records (NaN before one)."""
+        return self._recent_loss.mean
+
+    @property
+    def recent_accuracy(self) -> float:
+        """Prequential accuracy over the last ``recent`` labelled records whose hits were
+        given (classification; NaN before one)."""
+        return self._recent_hits.mean
+
+    def closed_since(self, total: int) -> list[BoundaryStats]:
+        """The tasks closed after ``closed_total`` was ``total``, oldest first (those still in
+        ``closed``)."""
+        new = min(self.closed_total - total, len(self.closed))
+        return list(itertools.islice(reversed(self.closed), max(new, 0)))[::-1]
+
     def update(
         self,
         loss: np.ndarray,
         boundaries: Sequence[int] = (),
         true_switches: Sequence[int] = (),
+        hits: np.ndarray | None = None,
     ) -> None:
         """One batch: ``boundaries`` are detected (or given) task starts, ``true_switches`` the
-        stream's real ones, both as offsets in this batch."""
+        stream's real ones, both as offsets in this batch; ``hits`` says per record whether the
+        prediction was right (1.0 or 0.0, NaN where unlabelled), for the accuracy."""
         loss = np.asarray(loss, dtype=np.float64)
+        self._recent_loss.add(loss)
+        if hits is not None:
+            self._recent_hits.add(np.asarray(hits, dtype=np.float64))
         cuts = set(boundaries)
         switches = set(true_switches)
         edges = sorted({0, len(loss), *cuts, *switches})

@@ -17,6 +17,7 @@ round-trips through ``snapshot``/``restore``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -26,11 +27,15 @@ import torch
 from streammeta.config import Config
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
-from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
+from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker, BoundaryStats
 from streammeta.runtime.prequential import predict_then_learn
+from streammeta.runtime.status import SPEEDUP_TASKS, LearnerStatus, PipelineStatus
 from streammeta.segment.base import Segmenter
 
 __all__ = ["Batch", "Pipeline", "Step"]
+
+#: Seconds between reads of the learner's own figures when no meta-update happened.
+DESCRIBE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,9 @@ class Pipeline:
         self.records = 0
         self.task = 0  # ordinal of the current task: boundaries opened so far
         self._concept: object = None  # the last concept seen
+        self._closed: tuple[tuple[BoundaryStats, ...], ...] = ((), ())  # by the last batch
+        self._speedup = float("nan")  # as of the last batch that closed a task
+        self._described = (-1, -float("inf"))  # meta-updates and monotonic time of that read
 
     @classmethod
     def from_config(cls, config: Config) -> Pipeline:
@@ -117,22 +125,36 @@ class Pipeline:
         )
         cuts = predicted.boundaries
         loss = self._numpy(predicted.loss)
+        out = predicted.output
+        classes = out.shape[-1] > 1
+        y_hat = predicted.prediction.cpu().numpy()
         switches = self._switches(batch.concept)
+        before_closed = (self.tracker.closed_total, self.baseline_tracker.closed_total)
         base_loss = base_y_hat = None
         if self.baseline is not None:
             base = predict_then_learn(self.baseline, x, y, mask, told=cuts)
             base_loss = self._numpy(base.loss)
             base_y_hat = base.prediction.cpu().numpy()
-            self.baseline_tracker.update(base_loss, boundaries=cuts, true_switches=switches)
-        self.tracker.update(loss, boundaries=cuts, true_switches=switches)
+            self.baseline_tracker.update(
+                base_loss,
+                boundaries=cuts,
+                true_switches=switches,
+                hits=self._hits(batch, base_y_hat) if classes else None,
+            )
+        self.tracker.update(
+            loss,
+            boundaries=cuts,
+            true_switches=switches,
+            hits=self._hits(batch, y_hat) if classes else None,
+        )
+        self._note_closed(*before_closed)
         self.records += n
         self.task += len(cuts)
         boundary = np.zeros(n, dtype=bool)
         boundary[cuts] = True
-        out = predicted.output
         return Step(
-            y_hat=predicted.prediction.cpu().numpy(),
-            proba=torch.softmax(out, -1).cpu().numpy() if out.shape[-1] > 1 else None,
+            y_hat=y_hat,
+            proba=torch.softmax(out, -1).cpu().numpy() if classes else None,
             loss=loss,
             baseline_loss=base_loss,
             baseline_y_hat=base_y_hat,
@@ -160,6 +182,20 @@ class Pipeline:
         return given[changed].tolist()
 
     @staticmethod
+    def _hits(batch: Batch, y_hat: np.ndarray) -> np.ndarray:
+        """1.0 where a labelled record was predicted right, 0.0 where wrong, NaN unlabelled."""
+        return np.where(batch.labelled, (y_hat == batch.y).astype(np.float64), np.nan)
+
+    def _note_closed(self, meta_before: int, baseline_before: int) -> None:
+        """Keep the tasks the batch closed (and the speedup when it closed any) for status."""
+        self._closed = (
+            tuple(self.tracker.closed_since(meta_before)),
+            tuple(self.baseline_tracker.closed_since(baseline_before)),
+        )
+        if self.baseline is not None and any(self._closed):
+            self._speedup = self.tracker.speedup(self.baseline_tracker, last=SPEEDUP_TASKS)
+
+    @staticmethod
     def _numpy(loss: torch.Tensor) -> np.ndarray:
         """Per-record losses for the trackers (NaN where unlabelled, as ``predict_then_learn``
         leaves them)."""
@@ -180,6 +216,37 @@ class Pipeline:
             out["baseline"] = self._summary(self.baseline_tracker)
             out["speedup"] = self.tracker.speedup(self.baseline_tracker)
         return out
+
+    def live_status(self) -> PipelineStatus:
+        """The figures after the last batch, for sensors (see :class:`PipelineStatus`)."""
+        trainer = getattr(self.learner, "trainer", None)  # learners that meta-train have one
+        updates, seconds = (trainer.updates, trainer.seconds) if trainer is not None else (0, 0.0)
+        learned = None
+        now = time.monotonic()
+        if updates != self._described[0] or now - self._described[1] >= DESCRIBE_EVERY_S:
+            learned = self.learner.describe()
+            self._described = (updates, now)
+        mine = self.tracker
+        return PipelineStatus(
+            name=self.name,
+            device=str(getattr(self.learner, "device", "cpu")),
+            records=self.records,
+            meta_updates=updates,
+            meta_seconds=seconds,
+            knows_concept=self.knows_concept,
+            missed=mine.missed,
+            false_alarms=mine.false_alarms,
+            meta=LearnerStatus(mine.recent_loss, mine.recent_accuracy, self._closed[0]),
+            baseline=None
+            if self.baseline is None
+            else LearnerStatus(
+                self.baseline_tracker.recent_loss,
+                self.baseline_tracker.recent_accuracy,
+                self._closed[1],
+            ),
+            speedup=self._speedup,
+            learned=learned,
+        )
 
     def _summary(self, tracker: AdaptationTracker) -> dict[str, float]:
         figures = tracker.summary()
@@ -202,6 +269,7 @@ class Pipeline:
     def restore(self, state: dict[str, Any]) -> None:
         self.records = int(state["records"])
         self._concept = state.get("concept")
+        self._closed = ((), ())
         self.learner.restore(state["learner"])
         if self.baseline is not None and state["baseline"] is not None:
             self.baseline.restore(state["baseline"])

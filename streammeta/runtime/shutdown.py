@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["EXIT_GRACE", "EXIT_OK", "EXIT_USAGE", "Grace"]
+__all__ = ["EXIT_GRACE", "EXIT_OK", "EXIT_USAGE", "Grace", "expire", "on_stop_signals"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -89,3 +91,25 @@ def expire(message: str) -> None:
         handler.flush()
     sys.stderr.flush()
     os._exit(EXIT_GRACE)
+
+
+def on_stop_signals(
+    stop: Callable[[], None], grace: Grace, *, stopping: Callable[[], bool]
+) -> None:
+    """SIGTERM and SIGINT call ``stop`` and start the watchdog of ``grace``; a signal while
+    ``stopping()`` ends the process at once (the last checkpoint stands either way)."""
+    kept = "the last checkpoint stands; records since it are answered again after a restart"
+
+    def handle(signum: int, _frame: object) -> None:
+        if stopping():
+            expire(f"{signal.Signals(signum).name} again: exiting now; {kept}")
+        log.info(
+            "%s: stopping (finishing the batch, then checkpoint and commit; at most %g s)",
+            signal.Signals(signum).name,
+            grace.seconds,
+        )
+        stop()
+        grace.watch(kept)
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

@@ -16,7 +16,7 @@ from rich.console import Console
 from streammeta.bench.demo import run_demo
 from streammeta.bench.demo_report import detection
 from streammeta.config import load_config
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
 
 
 def _demo(out: Path, **settings: str) -> tuple[dict[str, Any], str]:
@@ -66,8 +66,8 @@ def _service(records: int, knows_concept: bool) -> Any:
 
 def test_false_alarms_are_the_sensors_count_and_unknown_without_a_concept() -> None:
     sensor = PrometheusSensor(CollectorRegistry())
-    sensor.false_alarms.inc(3)
-    sensor.missed.inc(1)
+    sensor.metrics.false_alarms.inc(3)
+    sensor.metrics.missed.inc(1)
     assert detection(_service(1000, True), sensor) == {
         "false_alarms": 3,
         "false_alarms_per_10k": 30.0,

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from streammeta.bench.prometheus import panels
 from streammeta.bench.prometheus import to_promql as grafana_to_promql
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

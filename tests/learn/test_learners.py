@@ -21,7 +21,7 @@ from streammeta.learn.meta import FOMAML, FTML, MAML, REPTILE
 from streammeta.learn.model import MLP, FunctionalModel, Regression
 from streammeta.learn.optim import LearnedOptimizer
 from streammeta.learn.protonet import ProtoNetLearner
-from streammeta.metrics.adaptation import positions, window_mean
+from streammeta.metrics.recovery import positions, window_mean
 from streammeta.registry import ALGORITHMS, INNER_OPTIMIZERS
 from streammeta.runtime.prequential import run_prequential
 from streammeta.streams.sinusoid import SinusoidStream

@@ -20,8 +20,8 @@ from streammeta.cli import main
 from streammeta.config import load_config
 from streammeta.io.decode import Decoder
 from streammeta.learn import ORIGINS
-from streammeta.metrics.prometheus import PrometheusSensor
-from streammeta.metrics.server import MetricsServer
+from streammeta.metrics.export.prometheus import PrometheusSensor
+from streammeta.metrics.export.server import MetricsServer
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
@@ -198,13 +198,13 @@ def test_endpoints_and_readiness(tmp_path: Path) -> None:
         sensor.on_poll(10)
         assert urlopen(f"{server.url}/readyz").read() == b"ok\n"
         # idle: nothing waits for a checkpoint, so no checkpoint is stale
-        assert sensor.readiness(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
+        assert sensor.readiness.check(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
         sensor.on_dead_letters({"schema": 1})  # processed, not yet checkpointed
-        ready, why = sensor.readiness(stale_s=300, later_s=301, poll_s=1e9)
+        ready, why = sensor.readiness.check(stale_s=300, later_s=301, poll_s=1e9)
         assert not ready and "not checkpointed (stale after 300 s)" in why
-        assert sensor.readiness(stale_s=300, later_s=31) == (False, "no poll for 31 s")
+        assert sensor.readiness.check(stale_s=300, later_s=31) == (False, "no poll for 31 s")
         sensor.on_checkpoint(0.01)
-        assert sensor.readiness(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
+        assert sensor.readiness.check(stale_s=300, later_s=301, poll_s=1e9) == (True, "ok")
         body = urlopen(f"{server.url}/metrics").read().decode()
         assert "# TYPE streammeta_recovery_samples histogram" in body
         with pytest.raises(HTTPError) as missing:

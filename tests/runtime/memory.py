@@ -24,6 +24,7 @@ class MemorySource:
     closed: bool = False
     up: bool = True  # what ``reachable`` answers
     last_error: str | None = None
+    transient_errors: int = 0
 
     def __post_init__(self) -> None:
         self.position = {(self.topic, p): self.commits.get((self.topic, p), 0)

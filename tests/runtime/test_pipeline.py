@@ -120,8 +120,16 @@ def test_the_records_concept_gives_true_switches_for_detection_delay() -> None:
         **{"segment.detector": "fixed", "segment.window": 100, "segment.min_task_length": 1}
     )
     restored.restore(pipe.snapshot())
-    assert restored._switches(np.array([6, 6], dtype=object)) == []  # the last concept: 6
-    assert restored._switches(np.array([None, 7], dtype=object)) == [1]
+    later = np.array([6] * 20 + [None] * 10 + [7] * 190, dtype=object)  # records 600 to 819
+    for s in range(0, len(later), 20):
+        restored.process(
+            Batch(x, np.zeros(20, np.float32), np.ones(20, bool), None, later[s : s + 20])
+        )
+    # the last concept (6) carried on: no switch at 600; records without one carry it over, so
+    # the switch is at 630, found at the cut at 700
+    delays = [b.detection_delay for b in restored.tracker.closed]
+    assert delays == [40] * 6 + [70]
+    assert restored.tracker.missed == 0 and restored.tracker.false_alarms == 1  # the cut at 800
 
 
 def test_detection_figures_are_unknown_without_the_true_concept() -> None:

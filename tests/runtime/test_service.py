@@ -80,9 +80,7 @@ def test_a_crash_and_restart_loses_nothing_and_relearns_nothing(tmp_path: Path) 
     first = _service(source, sink, tmp_path, checkpoint_records=400)
     source.subscribe(["in"], first)
     while first.stats.records + first.stats.dead < 2100:  # then "kill -9": no final checkpoint
-        first._process_or_rewind(source.poll(64, 0))
-        if first._since_checkpoint >= first.checkpoint_records:
-            first.checkpoint()
+        first.poll_once()  # checkpoints every 400 records
     learned_at_checkpoint = CheckpointStore(tmp_path, "test").load()[0]["records"]  # type: ignore[index]
     restarted_source = MemorySource("in", topic, commits=dict(source.commits))
     second = _service(restarted_source, sink, tmp_path, checkpoint_records=400)
@@ -101,11 +99,11 @@ def test_a_failed_delivery_rewinds_to_the_last_checkpoint(tmp_path: Path) -> Non
     service = _service(source, sink, tmp_path, checkpoint_records=300)
     source.subscribe(["in"], service)
     for _ in range(8):
-        service._process_or_rewind(source.poll(64, 0))
+        service.process(source.poll(64, 0))
     service.checkpoint()
     sink.fail_flushes = 1
     for _ in range(6):
-        service._process_or_rewind(source.poll(64, 0))
+        service.process(source.poll(64, 0))
     assert not service.checkpoint() and service.stats.rewinds == 1
     service.run(idle_exit=0.01)
     answered = _answered(sink)
@@ -129,10 +127,10 @@ def test_lost_partitions_drop_what_was_not_checkpointed(tmp_path: Path) -> None:
     source, sink = MemorySource("in", _topic(1000)), MemorySink()
     service = _service(source, sink, tmp_path)
     source.subscribe(["in"], service)
-    service._process_or_rewind(source.poll(64, 0))
+    service.process(source.poll(64, 0))
     service.checkpoint()
     records, offsets = service.pipeline.records, dict(service.offsets)
-    service._process_or_rewind(source.poll(64, 0))
+    service.process(source.poll(64, 0))
     assert service.pipeline.records > records
     service.on_lost([("in", 0), ("in", 1)])
     assert service.pipeline.records == records and service.offsets == offsets
@@ -171,7 +169,7 @@ def test_a_commit_refused_by_a_rebalance_keeps_the_checkpoint(tmp_path: Path) ->
     source, sink = MemorySource("in", _topic(300)), MemorySink()
     service = _service(source, sink, tmp_path)
     source.subscribe(["in"], service)
-    service._process_or_rewind(source.poll(64, 0))
+    service.process(source.poll(64, 0))
 
     def refuse(offsets: object) -> None:
         raise CommitFailedError("rebalance in progress")

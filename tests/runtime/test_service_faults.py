@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from streammeta.io.base import DeliveryError, KafkaIOError, TransientKafkaError
 from streammeta.io.records import Records
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Batch, Step
 from streammeta.runtime.service import OffsetResetError, Service
@@ -40,7 +40,7 @@ def test_a_flush_that_times_out_waits_for_the_broker_instead_of_rewinding(tmp_pa
     source, sink = MemorySource("in", _topic(600)), _Waiting()
     service = _service(source, sink, tmp_path)
     source.subscribe(["in"], service)
-    service._process_or_rewind(source.poll(64, 0))
+    service.process(source.poll(64, 0))
     assert not service.checkpoint()
     assert service.stats.rewinds == 0 and service.stats.checkpoints == 0
     assert service.pipeline.records > 0  # what was learned stays: the outputs may yet arrive
@@ -61,7 +61,7 @@ def test_a_rewind_needs_no_broker(tmp_path: Path) -> None:
 
     source.committed = away  # type: ignore[method-assign,assignment]
     for _ in range(3):
-        service._process_or_rewind(source.poll(64, 0))
+        service.process(source.poll(64, 0))
     sink.fail_flushes = 1
     assert not service.checkpoint() and service.stats.rewinds == 1
     assert service.pipeline.records == 0  # no checkpoint yet: back to the initial learner
@@ -99,7 +99,7 @@ def test_a_reset_resume_offset_survives_a_lost_partition(tmp_path: Path) -> None
     source, sink = MemorySource("in", _topic(120, partitions=1)), MemorySink()
     service = _service(source, sink, tmp_path, lag_every_s=0.0)
     source.subscribe(["in"], service)
-    service._tick()  # sees the end (120) below the resume offset (500): reset to 0
+    service.poll_once()  # sees the end (120) below the resume offset (500): reset to 0
     service.on_lost([("in", 0)])
     service.on_assigned([("in", 0)])
     assert source.position[("in", 0)] == 0
@@ -130,7 +130,7 @@ def test_readiness_fails_while_the_broker_is_unreachable(tmp_path: Path) -> None
         if polls == 3:
             source.up = False
         if polls == 6:
-            assert sensor.readiness(stale_s=300) == (
+            assert sensor.readiness.check(stale_s=300) == (
                 False,
                 "broker unreachable (no connection): retrying with backoff",
             )
@@ -142,7 +142,7 @@ def test_readiness_fails_while_the_broker_is_unreachable(tmp_path: Path) -> None
                        lag_every_s=0.0)  # fmt: skip
     service.run()
     assert sensor.registry.get_sample_value("streammeta_broker_reachable") == 1.0
-    assert sensor.readiness(stale_s=300)[0] in (True, False)  # the stop closed the source
+    assert sensor.readiness.check(stale_s=300)[0] in (True, False)  # the stop closed the source
 
 
 def test_a_record_the_learner_raises_on_is_a_dead_letter(tmp_path: Path) -> None:
@@ -172,16 +172,16 @@ def test_a_prediction_that_cannot_be_encoded_is_a_dead_letter(
 ) -> None:
     """The encoder raising on one record's values (a bug): that record alone is a dead
     letter (``processing_error``), learned once like the rest of its micro-batch."""
-    from streammeta.runtime import service as service_module
+    from streammeta.runtime import output as output_module
 
-    encode = service_module.encode_predictions
+    encode = output_module.encode_predictions
 
     def fragile(records: Records, **columns: Any) -> list[tuple[bytes, bytes]]:
         if (records.x == 42.0).any():
             raise ValueError("cannot encode 42")
         return encode(records, **columns)
 
-    monkeypatch.setattr(service_module, "encode_predictions", fragile)
+    monkeypatch.setattr(output_module, "encode_predictions", fragile)
     values = [json.dumps({"x": [float(i)], "y": 0.0}).encode() for i in range(100)]
     source, sink = MemorySource("in", [values]), MemorySink()
     service = _service(source, sink, tmp_path, micro_batch=16)
@@ -236,3 +236,25 @@ def test_the_learner_never_sees_a_non_finite_feature(tmp_path: Path) -> None:
     stats = _service(source, sink, tmp_path).run(idle_exit=0.01)
     assert stats.dead_letters == {"non_finite": 1} and stats.records == 20
     assert all(np.isfinite(json.loads(v)["y_hat"]) for v, _, _ in sink.sent["out"])
+
+
+def test_the_sources_passing_errors_are_counted_and_logged_once_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three polls meet a passing error (the client retries by itself): the counter has all
+    three, the log one line, naming the last error, until a minute has passed."""
+    sensor = PrometheusSensor(CollectorRegistry())
+    source = MemorySource("in", _topic(300))
+
+    def flaky(service: Service, step: Step | None) -> None:
+        if step is None and source.polls <= 3:  # after each of the first three polls
+            source.transient_errors += 1
+            source.last_error = f"fetch timed out ({source.polls})"
+
+    service = _service(source, MemorySink(), tmp_path, sensor=sensor, on_batch=flaky)
+    with caplog.at_level(logging.WARNING, "streammeta"):
+        service.run(idle_exit=0.01)
+    value = sensor.registry.get_sample_value("streammeta_source_transient_errors_total")
+    assert value == 3
+    said = [r.getMessage() for r in caplog.records if "passing error" in r.getMessage()]
+    assert len(said) == 1 and "(last: fetch timed out (1))" in said[0]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streammeta.bench.adaptation.plan import PreparedStream
-from streammeta.metrics.adaptation import loss_curve, window_mean
+from streammeta.metrics.recovery import loss_curve, window_mean
 from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker
 
 __all__ = ["curves", "recurrence", "score"]

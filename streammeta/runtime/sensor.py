@@ -1,9 +1,10 @@
 """Sensor hooks: what the run loop reports, and nothing about how it is recorded.
 
 The service calls these hooks at the points where something happened (faust's sensors): a
-poll, the dead letters of a poll, a learned micro-batch, a checkpoint, a rebalance. A
-:class:`Sensor` ignores them all; :class:`~streammeta.metrics.prometheus.PrometheusSensor`
-records them.
+poll, the dead letters of a poll, a learned micro-batch, a checkpoint, a rebalance. What they
+carry are figures (the pipeline's :class:`~streammeta.runtime.status.PipelineStatus`, the batch's
+:class:`~streammeta.runtime.pipeline.Step`), never the pipeline itself. A :class:`Sensor` ignores
+them all; :class:`~streammeta.metrics.export.prometheus.PrometheusSensor` records them.
 
 >>> class Counting(Sensor):
 ...     checkpoints = 0
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from streammeta.io.base import Partition
     from streammeta.io.records import Records
-    from streammeta.runtime.pipeline import Pipeline, Step
+    from streammeta.runtime.pipeline import Step
+    from streammeta.runtime.status import PipelineStatus
 
 __all__ = ["Sensor"]
 
@@ -31,7 +33,7 @@ __all__ = ["Sensor"]
 class Sensor:
     """Every hook the run loop calls, each doing nothing."""
 
-    def on_start(self, pipeline: Pipeline) -> None:
+    def on_start(self, status: PipelineStatus) -> None:
         """The service is about to subscribe (after restoring its checkpoint)."""
 
     def on_poll(self, messages: int) -> None:
@@ -40,8 +42,11 @@ class Sensor:
     def on_dead_letters(self, reasons: Mapping[str, int]) -> None:
         """Records of the last poll sent to the dead-letter topic, counted by reason."""
 
-    def on_batch(self, records: Records, step: Step, pipeline: Pipeline, seconds: float) -> None:
-        """One micro-batch learned and its predictions produced, in ``seconds``."""
+    def on_batch(
+        self, records: Records, step: Step, status: PipelineStatus, seconds: float
+    ) -> None:
+        """One micro-batch learned and its predictions produced, in ``seconds``; ``status`` is
+        the pipeline's after it."""
 
     def on_checkpoint(self, seconds: float) -> None:
         """A checkpoint was written and its offsets committed."""
@@ -60,6 +65,10 @@ class Sensor:
 
     def on_lag(self, lag: Mapping[Partition, int]) -> None:
         """Records behind the high watermark, per assigned partition."""
+
+    def on_transient_errors(self, count: int) -> None:
+        """The source met ``count`` more passing errors (broker unreachable, timeouts) since the
+        last call; its client retries by itself."""
 
     def on_health(self, reachable: bool, trouble: str | None) -> None:
         """Whether a broker connection is up, and why the service cannot make progress

@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streammeta.config import MetricsConfig
 from streammeta.errors import StreamMetaError
-from streammeta.metrics.prometheus import PrometheusSensor
+from streammeta.metrics.export.prometheus import PrometheusSensor
 
 __all__ = ["MetricsPortError", "MetricsServer", "serve_metrics"]
 
@@ -61,7 +61,7 @@ class MetricsServer:
                 elif path == "/healthz":
                     self._send(200, b"ok\n")
                 elif path == "/readyz":
-                    ready, why = outer.sensor.readiness(stale_s=outer.stale_s)
+                    ready, why = outer.sensor.readiness.check(stale_s=outer.stale_s)
                     self._send(200 if ready else 503, f"{why}\n".encode())
                 else:
                     self._send(404, b"not found: try /metrics, /healthz or /readyz\n")

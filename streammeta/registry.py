@@ -204,18 +204,17 @@ PEERS = Registry(
     ),
 )
 
-#: Kafka client modules (``kafka.client``, which may also be ``auto``: the first available
-#: here). A module provides ``SOURCE``, ``SINK`` and ``create_topics`` (see
-#: :mod:`streammeta.io.kafka`).
+#: Kafka clients (``kafka.client``, which may also be ``auto``: the first available here, so
+#: the order is the preference): a :class:`~streammeta.io.base.KafkaClient`.
 KAFKA_CLIENTS = Registry(
     "kafka.client",
     _e(
         "confluent",
-        "streammeta.io.confluent",
+        "streammeta.io.confluent:CLIENT",
         "confluent-kafka (librdkafka), several times faster",
         requires="confluent_kafka",
     ),
-    _e("kafka-python", "streammeta.io.kafka_python", "kafka-python, in every installation"),
+    _e("kafka-python", "streammeta.io.kafka_python:CLIENT", "kafka-python, in every installation"),
 )
 
 

@@ -16,7 +16,7 @@ from streammeta.io.decode import Decoder
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
-from tests.runtime.memory import MemorySink, MemorySource
+from streammeta.testing import MemorySink, MemorySource
 
 BAD = [b"{not json", b'{"x": [1.0, 2.0], "y": 1.0}', b'{"x": [NaN], "y": 1}', b'[{"x": "a"}]']
 
@@ -34,8 +34,8 @@ def _service(source: MemorySource, sink: MemorySink, path: Path, **kw: object) -
     config = load_config(env={})
     return Service(
         Pipeline.from_config(config),
-        source,  # type: ignore[arg-type]
-        sink,  # type: ignore[arg-type]
+        source,
+        sink,
         Decoder(n_features=1),
         CheckpointStore(path, fingerprint="test"),
         input_topic="in",
@@ -153,8 +153,8 @@ def test_classification_predictions_carry_probabilities_and_labels(
     source, sink = MemorySource("in", [msgs]), MemorySink()
     Service(
         Pipeline.from_config(config),
-        source,  # type: ignore[arg-type]
-        sink,  # type: ignore[arg-type]
+        source,
+        sink,
         Decoder(n_features=2, n_classes=2, labels=labels),
         CheckpointStore(tmp_path),
         input_topic="in", output_topic="out", dlq_topic="dlq",
@@ -166,7 +166,7 @@ def test_classification_predictions_carry_probabilities_and_labels(
 
 
 def test_a_commit_refused_by_a_rebalance_keeps_the_checkpoint(tmp_path: Path) -> None:
-    from streammeta.io.base import CommitFailedError
+    from streammeta.io.errors import CommitFailedError
 
     source, sink = MemorySource("in", _topic(300)), MemorySink()
     service = _service(source, sink, tmp_path)

@@ -46,13 +46,14 @@ class Entry:
     """One implementation: its ``name`` (the config value), where it lives (``target``,
     ``"module:attribute"`` or a bare module), one line of ``help``, ``tags`` the code asks about
     (``"loss"``, ``"error"``, ``"classification"``...) and ``requires``: a module that must be
-    importable for the entry to be usable (an optional dependency)."""
+    importable for the entry to be usable (an optional dependency), which ``install`` installs."""
 
     name: str
     target: str
     help: str
     tags: frozenset[str] = field(default_factory=frozenset)
     requires: str = ""
+    install: str = ""  # how to install what ``requires`` names
 
     def load(self) -> Any:
         """The implementation: the attribute ``target`` names (the module itself without one)."""
@@ -114,8 +115,10 @@ class Registry:
         return "; ".join(f"{e.name}: {e.help}" for e in self)
 
 
-def _e(name: str, target: str, help: str, *tags: str, requires: str = "") -> Entry:
-    return Entry(name, target, help, frozenset(tags), requires)
+def _e(
+    name: str, target: str, help: str, *tags: str, requires: str = "", install: str = ""
+) -> Entry:
+    return Entry(name, target, help, frozenset(tags), requires, install)
 
 
 _META = "streammeta.learn.meta"
@@ -206,18 +209,18 @@ PEERS = Registry(
     ),
 )
 
-#: Kafka client modules (``kafka.client``, which may also be ``auto``: the first available
-#: here). A module provides ``SOURCE``, ``SINK`` and ``create_topics`` (see
-#: :mod:`streammeta.io.kafka`).
+#: Kafka clients (``kafka.client``, which may also be ``auto``: the first available here, so
+#: the order is the preference): a :class:`~streammeta.io.base.KafkaClient`.
 KAFKA_CLIENTS = Registry(
     "kafka.client",
     _e(
         "confluent",
-        "streammeta.io.confluent",
+        "streammeta.io.confluent:CLIENT",
         "confluent-kafka (librdkafka), several times faster",
         requires="confluent_kafka",
+        install="pip install 'streammeta[fast]'",
     ),
-    _e("kafka-python", "streammeta.io.kafka_python", "kafka-python, in every installation"),
+    _e("kafka-python", "streammeta.io.kafka_python:CLIENT", "kafka-python, in every installation"),
 )
 
 

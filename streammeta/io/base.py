@@ -1,64 +1,28 @@
-"""The I/O roles: a :class:`Source` hands out raw messages, a :class:`Sink` publishes them.
-
-Both Kafka clients implement the same two roles, so the run loop never sees which library is
-underneath. Positions follow Kafka's convention: an offset to commit or to resume from is the
-*next* offset to read (the last processed offset + 1).
+"""The I/O roles: a :class:`Source` hands out raw messages, a :class:`Sink` publishes them, and a
+:class:`KafkaClient` is one client library behind both, so the run loop never sees which
+(:mod:`streammeta.testing` has both in memory). Offsets follow Kafka's convention: the one to
+commit or to resume from is the *next* to read (the last processed + 1).
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, NamedTuple, Self
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Self
 
-from streammeta.errors import StreamMetaError
+from streammeta.io.errors import DeliveryError, KafkaIOError
 
-__all__ = [
-    "CommitFailedError",
-    "DeliveryError",
-    "KafkaIOError",
-    "Partition",
-    "RawMessage",
-    "RebalanceListener",
-    "Sink",
-    "Source",
-    "TransientKafkaError",
-]
+if TYPE_CHECKING:
+    from streammeta.config import KafkaConfig
+    from streammeta.io.connection import Connection
+
+__all__ = ["KafkaClient", "Partition", "RawMessage", "RebalanceListener", "Sink", "Source"]
 
 #: A partition as ``(topic, partition number)``.
 Partition = tuple[str, int]
-
-
-class KafkaIOError(StreamMetaError):
-    """A Kafka operation failed; retrying the same call will not help."""
-
-
-class TransientKafkaError(KafkaIOError):
-    """A Kafka operation failed for a reason that passes (broker unreachable, timeout,
-    coordinator moving): back off (:class:`~streammeta.io.backoff.Backoff`) and retry."""
-
-
-class CommitFailedError(KafkaIOError):
-    """The group rebalanced and gave the partitions to another member: this member can no longer
-    commit them, and the records since the last commit will be processed again by the new owner."""
-
-
-class DeliveryError(KafkaIOError):
-    """``Sink.flush`` could not confirm every message produced since the last successful flush;
-    ``undelivered`` counts those that failed or did not complete in time, ``pending`` those of
-    them still waiting for the broker (they may yet be delivered: a broker away for a while)."""
-
-    def __init__(self, undelivered: int, detail: str, *, pending: int = 0) -> None:
-        self.undelivered = undelivered
-        self.pending = pending
-        super().__init__(f"{undelivered} message(s) not delivered: {detail}")
-
-    @property
-    def failed(self) -> int:
-        """Messages the client gave up on: they will never be delivered."""
-        return self.undelivered - self.pending
 
 
 class RawMessage(NamedTuple):
@@ -97,8 +61,16 @@ class RebalanceListener:
         """``partitions`` were lost without a clean hand-over; they cannot be committed."""
 
 
-class _Closing(ABC):
-    """Context-manager support for anything with ``close()``."""
+class _Role(ABC):
+    """What both roles share: a description for ``repr`` (never a password), a lock for the
+    client's callback threads, and use as a context manager (``close()`` on leaving)."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._description})"
 
     @abstractmethod
     def close(self) -> None:
@@ -116,7 +88,7 @@ class _Closing(ABC):
         self.close()
 
 
-class Source(_Closing):
+class Source(_Role):
     """Raw messages from Kafka, in a consumer group (:meth:`subscribe`) or on partitions chosen
     by the caller (:meth:`assign`). Not thread-safe: one thread owns a source.
 
@@ -130,15 +102,11 @@ class Source(_Closing):
     client: ClassVar[str]
 
     def __init__(self, description: str) -> None:
-        self._description = description
+        super().__init__(description)
         self._listener = RebalanceListener()
         self._listener_error: BaseException | None = None
-        self._lock = threading.Lock()
         self.transient_errors = 0
         self.last_error: str | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._description})"
 
     @abstractmethod
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener | None = None) -> None:
@@ -259,7 +227,7 @@ class Source(_Closing):
                 )
 
 
-class Sink(_Closing):
+class Sink(_Role):
     """Publishes messages. ``produce`` only queues; :meth:`flush` waits for the broker's
     acknowledgements and raises :class:`DeliveryError` unless every message queued since the
     last successful flush was delivered: commit input offsets only after a flush that did not
@@ -268,13 +236,9 @@ class Sink(_Closing):
     client: ClassVar[str]
 
     def __init__(self, description: str) -> None:
-        self._description = description
-        self._lock = threading.Lock()
+        super().__init__(description)
         self._failed = 0
         self._first_failure = ""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._description})"
 
     @abstractmethod
     def produce(
@@ -318,3 +282,16 @@ class Sink(_Closing):
         with self._lock:
             self._failed += 1
             self._first_failure = self._first_failure or str(error)
+
+
+@dataclass(frozen=True)
+class KafkaClient:
+    """One Kafka client library behind the roles, the ``CLIENT`` of a module an entry of
+    :data:`streammeta.registry.KAFKA_CLIENTS` names: ``source(cfg, secrets)``, ``sink(cfg,
+    secrets)`` (``secrets=None``: read them), ``create_topics(conn, names, partitions)`` (returns
+    those created) and ``settings``, kafka-python's setting names to the library's own."""
+
+    source: Callable[[KafkaConfig, Mapping[str, str] | None], Source]
+    sink: Callable[[KafkaConfig, Mapping[str, str] | None], Sink]
+    create_topics: Callable[[Connection, Sequence[str], int], list[str]]
+    settings: Callable[[dict[str, object]], dict[str, object]] = dict

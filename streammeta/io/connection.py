@@ -1,7 +1,8 @@
 """Client settings from :class:`~streammeta.config.KafkaConfig`, the same for both clients.
 
-Every setting is written once, under kafka-python's name, and translated to librdkafka's name for
-confluent-kafka, so the two clients connect, authenticate, commit and acknowledge the same way.
+Every setting is written once, under kafka-python's name; a client whose library names them
+otherwise renames them (:attr:`~streammeta.io.base.KafkaClient.settings`), so every client
+connects, authenticates, commits and acknowledges the same way.
 Passwords go only into the dict handed to the client library; :class:`Connection` never shows
 them.
 
@@ -10,7 +11,7 @@ them.
 >>> conn = Connection.from_config(cfg, {"sasl_password": "s3cret"})
 >>> "s3cret" in repr(conn)
 False
->>> conn.settings("confluent")["sasl.password"]
+>>> conn.settings()["sasl_plain_password"]
 's3cret'
 """
 
@@ -18,49 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from streammeta.config import KafkaConfig, kafka_secrets
 
 __all__ = [
-    "CLIENTS",
     "PRODUCE_BLOCK_S",
-    "Client",
     "Connection",
     "consumer_settings",
     "producer_settings",
 ]
-
-Client = Literal["kafka-python", "confluent"]
-CLIENTS: tuple[Client, ...] = ("kafka-python", "confluent")
-
-#: kafka-python setting -> librdkafka property (None: kafka-python only).
-_CONFLUENT: dict[str, str | None] = {
-    "bootstrap_servers": "bootstrap.servers",
-    "client_id": "client.id",
-    "security_protocol": "security.protocol",
-    "reconnect_backoff_max_ms": "reconnect.backoff.max.ms",
-    "sasl_mechanism": "sasl.mechanism",
-    "sasl_plain_username": "sasl.username",
-    "sasl_plain_password": "sasl.password",
-    "ssl_cafile": "ssl.ca.location",
-    "ssl_certfile": "ssl.certificate.location",
-    "ssl_keyfile": "ssl.key.location",
-    "ssl_password": "ssl.key.password",
-    "group_id": "group.id",
-    "enable_auto_commit": "enable.auto.commit",
-    "auto_offset_reset": "auto.offset.reset",
-    "session_timeout_ms": "session.timeout.ms",
-    "heartbeat_interval_ms": "heartbeat.interval.ms",
-    "max_poll_records": None,
-    "allow_auto_create_topics": "allow.auto.create.topics",
-    "acks": "acks",
-    "enable_idempotence": "enable.idempotence",
-    "linger_ms": "linger.ms",
-    "max_request_size": "message.max.bytes",
-    "delivery_timeout_ms": "delivery.timeout.ms",
-    "max_block_ms": None,
-}
 
 #: Longest pause between reconnection attempts of either client, so that service resumes within
 #: about this long after a broker comes back.
@@ -118,9 +85,9 @@ class Connection:
             f"security_protocol={self.security_protocol!r}{user}"
         )
 
-    def settings(self, client: Client, **extra: object) -> dict[str, object]:
-        """The connection settings (plus ``extra``, given under kafka-python's names) under
-        ``client``'s names; unset values are left out so each library keeps its default."""
+    def settings(self, **extra: object) -> dict[str, object]:
+        """The connection settings (plus ``extra``) under kafka-python's names; unset values
+        are left out so each library keeps its default."""
         sasl = self.security_protocol.startswith("SASL")
         tls = self.security_protocol.endswith("SSL")
         values: dict[str, object] = {
@@ -137,10 +104,7 @@ class Connection:
             "ssl_password": self.ssl_key_password if tls else "",
             **extra,
         }
-        values = {k: v for k, v in values.items() if v != ""}
-        if client == "kafka-python":
-            return values
-        return {name: v for k, v in values.items() if (name := _CONFLUENT[k]) is not None}
+        return {k: v for k, v in values.items() if v != ""}
 
 
 def consumer_settings(cfg: KafkaConfig) -> dict[str, object]:

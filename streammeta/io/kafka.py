@@ -1,56 +1,59 @@
 """Open a source or a sink on the client ``kafka.client`` names, and create topics.
 
-``auto`` prefers confluent-kafka (librdkafka, several times faster) when it is importable and
-falls back to kafka-python, which every installation has. Both behave the same behind
-:class:`~streammeta.io.base.Source` and :class:`~streammeta.io.base.Sink`.
+The clients are the entries of :data:`streammeta.registry.KAFKA_CLIENTS`, each a
+:class:`~streammeta.io.base.KafkaClient`; ``auto`` takes the first whose library is installed
+(confluent-kafka, several times faster, else kafka-python, which every installation has). All
+behave the same behind :class:`~streammeta.io.base.Source` and :class:`~streammeta.io.base.Sink`.
+
+>>> available_clients()[-1], resolve_client("kafka-python")
+('kafka-python', 'kafka-python')
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 
 from streammeta.config import KafkaConfig
-from streammeta.io.base import KafkaIOError, Sink, Source
-from streammeta.io.connection import CLIENTS, Client, Connection
+from streammeta.io.base import KafkaClient, Sink, Source
+from streammeta.io.connection import Connection
+from streammeta.io.errors import KafkaIOError
+from streammeta.registry import KAFKA_CLIENTS
 
-__all__ = ["available_clients", "ensure_topics", "open_sink", "open_source", "resolve_client"]
-
-_MODULES: dict[Client, str] = {
-    "kafka-python": "streammeta.io.kafka_python",
-    "confluent": "streammeta.io.confluent",
-}
-
-
-def available_clients() -> tuple[Client, ...]:
-    """The clients importable here, fastest first."""
-    return tuple(c for c in reversed(CLIENTS) if c != "confluent" or _has_confluent())
-
-
-def _has_confluent() -> bool:
-    return importlib.util.find_spec("confluent_kafka") is not None
+__all__ = [
+    "available_clients",
+    "ensure_topics",
+    "kafka_client",
+    "open_sink",
+    "open_source",
+    "resolve_client",
+]
 
 
-def resolve_client(name: str) -> Client:
-    """The client ``name`` (``auto``, ``kafka-python`` or ``confluent``) stands for here."""
+def available_clients() -> tuple[str, ...]:
+    """The clients whose library is installed here, in order of preference."""
+    return tuple(e.name for e in KAFKA_CLIENTS if e.available)
+
+
+def resolve_client(name: str) -> str:
+    """The client ``name`` (``auto`` or a name in the registry) stands for here."""
     if name == "auto":
         return available_clients()[0]
-    if name == "confluent" and not _has_confluent():
+    if name not in KAFKA_CLIENTS:
+        raise ValueError(KAFKA_CLIENTS.unknown(name) + " or 'auto'")
+    entry = KAFKA_CLIENTS.entry(name)
+    if not entry.available:
         raise KafkaIOError(
-            "kafka.client = 'confluent' but confluent-kafka is not installed: install it "
-            "(pip install 'streammeta[fast]') or set kafka.client = 'kafka-python' or 'auto'"
-        )
-    if name not in CLIENTS:
-        raise ValueError(
-            f"kafka client {name!r}: must be one of 'auto', 'kafka-python', 'confluent'"
+            f"{KAFKA_CLIENTS.key} = {name!r} ({entry.help}) but its module {entry.requires} is "
+            f"not installed: {entry.install or 'install it'}, or set {KAFKA_CLIENTS.key} = "
+            f"'auto' or one of {', '.join(map(repr, available_clients()))}"
         )
     return name
 
 
-def _impl(cfg: KafkaConfig, client: str | None) -> ModuleType:
-    return importlib.import_module(_MODULES[resolve_client(client or cfg.client)])
+def kafka_client(name: str) -> KafkaClient:
+    """The client ``name`` (``auto`` or a name in the registry) stands for, loaded."""
+    client: KafkaClient = KAFKA_CLIENTS.load(resolve_client(name))
+    return client
 
 
 def open_source(
@@ -59,16 +62,14 @@ def open_source(
     """A source for ``cfg`` (group, session timeout, connection) on ``client`` (default
     ``cfg.client``); ``secrets`` defaults to :func:`~streammeta.config.kafka_secrets`. Call
     ``subscribe`` or ``assign`` on it next."""
-    source: Source = _impl(cfg, client).SOURCE(cfg, secrets)
-    return source
+    return kafka_client(client or cfg.client).source(cfg, secrets)
 
 
 def open_sink(
     cfg: KafkaConfig, secrets: Mapping[str, str] | None = None, *, client: str | None = None
 ) -> Sink:
     """A sink (producer) for ``cfg`` on ``client`` (default ``cfg.client``)."""
-    sink: Sink = _impl(cfg, client).SINK(cfg, secrets)
-    return sink
+    return kafka_client(client or cfg.client).sink(cfg, secrets)
 
 
 def ensure_topics(
@@ -85,5 +86,4 @@ def ensure_topics(
     if partitions < 1:
         raise ValueError(f"partitions={partitions!r}: must be at least 1")
     conn = Connection.from_config(cfg, secrets)
-    created: list[str] = _impl(cfg, client).create_topics(conn, list(names), partitions)
-    return created
+    return kafka_client(client or cfg.client).create_topics(conn, list(names), partitions)

@@ -31,19 +31,11 @@ from kafka.consumer.subscription_state import (
 from kafka.structs import MemberState
 
 from streammeta.config import KafkaConfig
-from streammeta.io.base import (
-    CommitFailedError,
-    KafkaIOError,
-    Partition,
-    RawMessage,
-    RebalanceListener,
-    Sink,
-    Source,
-    TransientKafkaError,
-)
+from streammeta.io.base import KafkaClient, Partition, RawMessage, RebalanceListener, Sink, Source
 from streammeta.io.connection import Connection, consumer_settings, producer_settings
+from streammeta.io.errors import CommitFailedError, KafkaIOError, TransientKafkaError
 
-__all__ = ["SINK", "SOURCE", "KafkaPythonSink", "KafkaPythonSource", "create_topics"]
+__all__ = ["CLIENT", "KafkaPythonSink", "KafkaPythonSource", "create_topics"]
 
 _COMMIT_LOST = (
     kerr.CommitFailedError,
@@ -109,9 +101,7 @@ class KafkaPythonSource(Source):
         self._join_wait_s = cfg.session_timeout_ms / 1000
         self._subscribed = False
         try:
-            self._consumer = KafkaConsumer(
-                **conn.settings("kafka-python", **consumer_settings(cfg))
-            )
+            self._consumer = KafkaConsumer(**conn.settings(**consumer_settings(cfg)))
         except kerr.KafkaError as exc:
             raise _error(exc, f"connecting to {conn.bootstrap_servers}") from exc
 
@@ -216,9 +206,7 @@ class KafkaPythonSink(Sink):
         super().__init__(conn.describe())
         self._pending = 0
         try:
-            self._producer = KafkaProducer(
-                **conn.settings("kafka-python", **producer_settings(cfg))
-            )
+            self._producer = KafkaProducer(**conn.settings(**producer_settings(cfg)))
         except kerr.KafkaError as exc:
             raise _error(exc, f"connecting to {conn.bootstrap_servers}") from exc
 
@@ -262,7 +250,7 @@ class KafkaPythonSink(Sink):
 def create_topics(conn: Connection, names: Sequence[str], partitions: int) -> list[str]:
     """Create the topics of ``names`` that do not exist yet; the names created."""
     try:
-        admin = KafkaAdminClient(**conn.settings("kafka-python"))
+        admin = KafkaAdminClient(**conn.settings())
     except kerr.KafkaError as exc:
         raise _error(exc, f"connecting to {conn.bootstrap_servers}") from exc
     created = []
@@ -281,5 +269,5 @@ def create_topics(conn: Connection, names: Sequence[str], partitions: int) -> li
     return created
 
 
-SOURCE = KafkaPythonSource
-SINK = KafkaPythonSink
+#: The client :data:`streammeta.registry.KAFKA_CLIENTS` names ``kafka-python``.
+CLIENT = KafkaClient(KafkaPythonSource, KafkaPythonSink, create_topics)

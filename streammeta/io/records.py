@@ -147,11 +147,12 @@ def _size(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
 
 @dataclass(frozen=True)
 class Records:
-    """Good records in columns, in poll order. ``y`` is float32 (NaN where unlabelled) for
-    regression and int64 class indices (-1 where unlabelled) for classification. ``ts`` is the
-    record's ``ts``, else the message timestamp, else NaN. ``id`` defaults to
-    ``topic:partition:offset`` (``:index`` added for batch messages). ``index`` is the position
-    in a batch message, -1 for a message holding one object."""
+    """Good records in columns, in poll order. ``y`` is float32 for regression and int64 class
+    indices for classification; where not ``labelled`` it holds 0 (a value any loss takes, so
+    nothing downstream replaces it: read ``labelled`` to tell). ``ts`` is the record's ``ts``,
+    else the message timestamp, else NaN. ``id`` defaults to ``topic:partition:offset``
+    (``:index`` added for batch messages). ``index`` is the position in a batch message, -1 for
+    a message holding one object."""
 
     x: np.ndarray
     y: np.ndarray

@@ -59,7 +59,7 @@ def publish(
     every_s: float = 1.0,
 ) -> Published:
     """Produce ``records`` to ``topic``, ``batch_size`` per message, at most ``rate`` records/s
-    (0: as fast as possible), then flush (raises :class:`~streammeta.io.base.DeliveryError`
+    (0: as fast as possible), then flush (raises :class:`~streammeta.io.errors.DeliveryError`
     if anything was not delivered). ``progress(records, seconds)`` is called every ``every_s``.
     """
     if batch_size < 1:

@@ -58,6 +58,7 @@ class Learner(BatchResults, ABC):
     """
 
     name: str = "learner"
+    device: torch.device = torch.device("cpu")
     x_scaler: Standardizer | None = None
     y_scaler: Standardizer | None = None  # squared-error regression only
 
@@ -236,6 +237,11 @@ class Learner(BatchResults, ABC):
     @abstractmethod
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a ``snapshot()``."""
+
+    @property
+    def meta_progress(self) -> tuple[int, float]:
+        """Meta-updates taken so far and the seconds they took; none for a plain learner."""
+        return 0, 0.0
 
     def describe(self) -> dict[str, float]:
         """Live figures for status and metrics (learned learning rates, meta-loss, ...)."""

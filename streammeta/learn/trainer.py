@@ -180,3 +180,7 @@ class MetaTrained(ABC):
     @property
     def model_version(self) -> int:
         return self.trainer.updates
+
+    @property
+    def meta_progress(self) -> tuple[int, float]:
+        return self.trainer.updates, self.trainer.seconds

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from streammeta.errors import StreamMetaError
-from streammeta.io.base import KafkaIOError, Partition, RawMessage, Source
+from streammeta.io.base import Partition, RawMessage, Source
+from streammeta.io.errors import KafkaIOError
 from streammeta.runtime.checkpoint import Offsets
 from streammeta.runtime.sensor import Sensor
 from streammeta.runtime.stats import RunStats

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from streammeta.io.backoff import Backoff
-from streammeta.io.base import CommitFailedError, DeliveryError, Sink, Source, TransientKafkaError
+from streammeta.io.base import Sink, Source
+from streammeta.io.decode import Decoder
+from streammeta.io.errors import CommitFailedError, DeliveryError, TransientKafkaError
 from streammeta.runtime.assignment import Assignment
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.pipeline import Pipeline
@@ -36,6 +39,7 @@ class Checkpoints:
         sink: Sink,
         store: CheckpointStore,
         assignment: Assignment,
+        decoder: Decoder,
         *,
         flush_timeout: float,
         stats: RunStats,
@@ -46,23 +50,32 @@ class Checkpoints:
         self.sink = sink
         self.store = store
         self.assignment = assignment
+        self.decoder = decoder
         self.flush_timeout = flush_timeout
         self.stats = stats
         self.sensor = sensor
         self.pending = 0
         self.backoff = Backoff()
         self._retry_at = 0.0  # no checkpoint attempt before (after one the broker held up)
-        self._initial = pipeline.snapshot()  # what a rewind with no checkpoint goes back to
+        self._initial = self._snapshot()  # what a rewind with no checkpoint goes back to
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The pipeline's state and the decoder's (the order of named features it inferred)."""
+        return self.pipeline.snapshot() | {"decoder": self.decoder.snapshot()}
+
+    def _apply(self, state: dict[str, Any]) -> None:
+        self.pipeline.restore(state)
+        self.decoder.restore(state.get("decoder", {}))  # none in older checkpoints
 
     def restore(self) -> Offsets:
         """The pipeline back to the last checkpoint (or to its start); returns its offsets."""
         self.pending = 0
         loaded = self.store.load()
         if loaded is None:
-            self.pipeline.restore(self._initial)
+            self._apply(self._initial)
             return {}
         state, offsets = loaded
-        self.pipeline.restore(state)
+        self._apply(state)
         log.info("restored checkpoint at %d records; offsets %s", self.pipeline.records, offsets)
         return offsets
 
@@ -85,7 +98,7 @@ class Checkpoints:
             else:
                 log.warning("%s: the checkpoint waits for the broker", exc)
             return False
-        self.store.save(self.pipeline.snapshot(), self.assignment.offsets)
+        self.store.save(self._snapshot(), self.assignment.offsets)
         mine = self.assignment.owned()
         if mine:
             try:

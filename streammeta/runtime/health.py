@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from streammeta.io.base import Sink, Source
-from streammeta.io.decode import Records
+from streammeta.io.records import Records
 from streammeta.runtime.assignment import Assignment
 from streammeta.runtime.pipeline import Pipeline, Step
 from streammeta.runtime.progress import Progress, RateLimited

@@ -23,15 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from streammeta.io.base import (
-    Partition,
-    RawMessage,
-    RebalanceListener,
-    Sink,
-    Source,
-    TransientKafkaError,
-)
-from streammeta.io.decode import Decoded, Decoder, Records
+from streammeta.io.base import Partition, RawMessage, RebalanceListener, Sink, Source
+from streammeta.io.decode import Decoder
+from streammeta.io.errors import TransientKafkaError
+from streammeta.io.records import Decoded, Records
 from streammeta.runtime.assignment import Assignment, partition_names
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.checkpointing import Checkpoints
@@ -107,7 +102,7 @@ class Service(RebalanceListener):
             progress_seconds=progress_seconds, stats=self.stats, sensor=self.sensor,
         )  # fmt: skip
         self.checkpoints = Checkpoints(
-            pipeline, source, sink, store, self.assignment, flush_timeout=flush_timeout,
+            pipeline, source, sink, store, self.assignment, decoder, flush_timeout=flush_timeout,
             stats=self.stats, sensor=self.sensor,
         )  # fmt: skip
         self._stop = False

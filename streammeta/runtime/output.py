@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streammeta.io.base import KafkaIOError, RawMessage, Sink, TransientKafkaError
-from streammeta.io.decode import Decoder, Records
+from streammeta.io.base import RawMessage, Sink
+from streammeta.io.decode import Decoder
 from streammeta.io.encode import encode_predictions
-from streammeta.io.records import DeadLetter
+from streammeta.io.errors import KafkaIOError, TransientKafkaError
+from streammeta.io.records import DeadLetter, Records
 from streammeta.runtime.pipeline import Step
 from streammeta.runtime.sensor import Sensor
 from streammeta.runtime.stats import RunStats
@@ -101,16 +102,7 @@ class Output:
         """The ``(key, value)`` of each record's prediction; ``None`` for a record whose
         prediction cannot be encoded, which becomes a dead letter (``processing_error``)."""
         try:
-            return encode_predictions(
-                r,
-                y_hat=step.y_hat,
-                proba=step.proba,
-                loss=step.loss,
-                task=step.task,
-                boundary=step.boundary,
-                model_version=step.model_version,
-                labels=self.decoder.labels,
-            )
+            return encode_predictions(r, step, self.decoder.labels)
         except Exception as exc:  # a bug one record's values trip: keep it to that record
             if len(r) > 1:
                 alone = [np.array([i]) for i in range(len(r))]

@@ -40,7 +40,8 @@ DESCRIBE_EVERY_S = 1.0
 
 @dataclass(frozen=True)
 class Batch:
-    """Decoded records in columns. ``y`` holds a placeholder where not ``labelled``; ``task``
+    """Decoded records in columns. ``y`` holds 0 where not ``labelled`` (the decoder sees to
+    it, once, so no placeholder reaches a loss); ``task``
     holds the records' explicit task values (``None`` where absent) or is ``None``;
     ``concept`` the records' true concept (evaluation only: its changes are the true switches
     detection delay is measured from) or is ``None``."""
@@ -117,7 +118,6 @@ class Pipeline:
         x = torch.from_numpy(np.ascontiguousarray(batch.x))
         labelled = torch.from_numpy(np.ascontiguousarray(batch.labelled))
         y = torch.from_numpy(np.ascontiguousarray(batch.y))
-        y = torch.where(labelled, y, torch.zeros_like(y))  # placeholders never reach a loss
         mask = None if bool(batch.labelled.all()) else labelled
         before, version = self.task, self.learner.model_version  # the ones used
         predicted = predict_then_learn(
@@ -219,8 +219,7 @@ class Pipeline:
 
     def live_status(self) -> PipelineStatus:
         """The figures after the last batch, for sensors (see :class:`PipelineStatus`)."""
-        trainer = getattr(self.learner, "trainer", None)  # learners that meta-train have one
-        updates, seconds = (trainer.updates, trainer.seconds) if trainer is not None else (0, 0.0)
+        updates, seconds = self.learner.meta_progress
         learned = None
         now = time.monotonic()
         if updates != self._described[0] or now - self._described[1] >= DESCRIBE_EVERY_S:
@@ -229,7 +228,7 @@ class Pipeline:
         mine = self.tracker
         return PipelineStatus(
             name=self.name,
-            device=str(getattr(self.learner, "device", "cpu")),
+            device=str(self.learner.device),
             records=self.records,
             meta_updates=updates,
             meta_seconds=seconds,

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 
 from streammeta.config import KafkaConfig
-from streammeta.io import EmbeddedBroker, available_clients
+from streammeta.io import EmbeddedBroker
+from streammeta.registry import KAFKA_CLIENTS
 
-#: Both clients; confluent-kafka is skipped, with the reason, where it is not installed.
+#: Every client of the registry; one whose library is not installed is skipped, with the reason.
 CLIENTS = [
-    pytest.param("kafka-python", id="kafka-python"),
     pytest.param(
-        "confluent",
-        id="confluent",
+        entry.name,
+        id=entry.name,
         marks=pytest.mark.skipif(
-            "confluent" not in available_clients(),
-            reason="confluent-kafka is not installed (pip install 'streammeta[fast]')",
+            not entry.available, reason=f"{entry.requires} is not installed ({entry.help})"
         ),
-    ),
+    )
+    for entry in KAFKA_CLIENTS
 ]
 #: A group join on the embedded broker waits about half the session timeout.
 SESSION_TIMEOUT_MS = 2000

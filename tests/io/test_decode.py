@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streammeta.io import REASONS, Decoder, RawMessage
+from streammeta.io import REASONS, Decoder, RawMessage, decode, messages
 
 
 def message(value: Any, offset: int = 0, *, raw: bool = False, **fields: Any) -> RawMessage:
@@ -38,7 +38,7 @@ def test_optional_fields_are_kept_and_unlabelled_records_are_marked() -> None:
     assert r.key.tolist() == ["tenant-a", None] and r.task.tolist() == [4, None]
     assert r.id.tolist() == ["r-1", "in:0:0"]
     assert r.ts.tolist() == [1.7e12, 1000.0]
-    assert r.labelled.tolist() == [False, False] and np.isnan(r.y).all()
+    assert r.labelled.tolist() == [False, False] and r.y.tolist() == [0.0, 0.0]  # placeholder
 
 
 def test_a_batch_message_keeps_its_good_records_and_dead_letters_the_bad() -> None:
@@ -178,16 +178,16 @@ def test_float32_overflow_is_non_finite_but_a_large_ts_is_not() -> None:
 
 
 def _poisoned(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the checks of ``_meta`` raise for any column holding the key ``poison``, as a bug
-    would: the decoder cannot know in advance what raises."""
-    meta = Decoder._meta
+    """Make the checks of the metadata columns raise for any column holding the key
+    ``poison``, as a bug would: the decoder cannot know in advance what raises."""
+    meta = decode.meta
 
-    def failing(self: Decoder, cols: dict[str, Any], problems: dict[int, Any]) -> dict[str, Any]:
+    def failing(cols: dict[str, Any], problems: dict[int, Any]) -> dict[str, Any]:
         if "poison" in cols["key"]:
             raise RuntimeError("boom")
-        return meta(self, cols, problems)
+        return meta(cols, problems)
 
-    monkeypatch.setattr(Decoder, "_meta", failing)
+    monkeypatch.setattr(decode, "meta", failing)
 
 
 def test_an_unexpected_error_is_a_dead_letter_of_that_record_only(
@@ -229,14 +229,14 @@ def test_the_columnar_path_is_used_when_nothing_fails(monkeypatch: pytest.Monkey
 def test_an_error_while_splitting_a_message_is_its_dead_letter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    parse = Decoder._parse
+    parse = messages.parse
 
-    def failing(self: Decoder, value: bytes | None) -> Any:
+    def failing(value: bytes | None, max_bytes: int) -> Any:
         if value == b'"bad"':
             raise ZeroDivisionError("a bug")
-        return parse(self, value)
+        return parse(value, max_bytes)
 
-    monkeypatch.setattr(Decoder, "_parse", failing)
+    monkeypatch.setattr(messages, "parse", failing)
     out = Decoder(n_features=1).decode([message(b'"bad"', raw=True), message({"x": [1]}, offset=1)])
     assert [(d.reason, d.error_type) for d in out.dead] == [("decode_error", "ZeroDivisionError")]
     assert out.records.x.tolist() == [[1.0]]
@@ -274,7 +274,7 @@ def test_classification_labels_map_to_indices() -> None:
     )
     assert out.dead == []
     assert out.records.y.dtype == np.int64
-    assert out.records.y.tolist() == [1, 2, 0, -1]
+    assert out.records.y.tolist() == [1, 2, 0, 0]  # the last: a placeholder
     assert out.records.labelled.tolist() == [True, True, True, False]
 
 
@@ -312,3 +312,19 @@ def test_booleans_count_as_numbers_and_large_numbers_as_infinite() -> None:
 def test_bad_settings_name_the_fix(settings: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Decoder(**settings)
+
+
+def test_the_inferred_feature_order_survives_a_restart() -> None:
+    """Named features in the order of the first record; a decoder restored from a snapshot
+    reads them in that order even when its first record names them otherwise."""
+    first = Decoder(n_features=2)
+    first.decode([message({"x": {"b": 1.0, "a": 2.0}})])
+    restarted = Decoder(n_features=2)
+    restarted.restore(first.snapshot())
+    out = restarted.decode([message({"x": {"a": 3.0, "b": 4.0}})])
+    assert restarted.feature_names == ("b", "a") and out.records.x.tolist() == [[4.0, 3.0]]
+    fresh = Decoder(n_features=2, feature_names=["a", "b"])
+    fresh.restore({})  # a checkpoint from before the decoder had state: the settings stand
+    assert fresh.feature_names == ("a", "b")
+    with pytest.raises(ValueError, match="another model"):
+        fresh.restore({"features": {"names": ["a", "b", "c"]}})

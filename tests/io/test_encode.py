@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from streammeta.io import Decoder, RawMessage, Records
 from streammeta.io.encode import encode_predictions
+from streammeta.io.labels import Labels
 
 
 def decoded(*values: bytes, n_classes: int = 0, labels: tuple[str, ...] = ()) -> Records:
@@ -21,7 +23,12 @@ def decoded(*values: bytes, n_classes: int = 0, labels: tuple[str, ...] = ()) ->
     return out.records
 
 
-def encode(records: Records, **given: Any) -> list[tuple[bytes, dict[str, Any]]]:
+NO_NAMES = Labels()
+
+
+def encode(
+    records: Records, labels: Labels = NO_NAMES, **given: Any
+) -> list[tuple[bytes, dict[str, Any]]]:
     """The (key, parsed value) pairs of ``records``' predictions; columns not ``given`` hold
     0.0 predictions, NaN losses, task 0, no boundary, model version 0. Parsing is strict: a
     NaN or Infinity token fails the test."""
@@ -38,7 +45,7 @@ def encode(records: Records, **given: Any) -> list[tuple[bytes, dict[str, Any]]]
         "boundary": np.zeros(n, dtype=bool),
         "model_version": 0,
     }
-    out = encode_predictions(records, **{**columns, **given})
+    out = encode_predictions(records, SimpleNamespace(**{**columns, **given}), labels)
     return [(key, json.loads(value, parse_constant=refuse)) for key, value in out]
 
 
@@ -108,7 +115,7 @@ def test_labels_name_the_classes_of_y_and_y_hat() -> None:
         b'{"x": [1], "y": "eel"}', b'{"x": [2]}', b'{"x": [3], "y": 0}', n_classes=3, labels=labels
     )
     third = np.full((3, 3), 1 / 3, dtype=np.float32)  # the learner's dtype: 6 decimals, no noise
-    out = encode(records, y_hat=np.array([1, 2, 0]), proba=third, labels=labels)
+    out = encode(records, Labels(3, labels), y_hat=np.array([1, 2, 0]), proba=third)
     assert [(v["y_hat"], v.get("y")) for _, v in out] == [
         ("dog", "eel"),
         ("eel", None),

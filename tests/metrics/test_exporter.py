@@ -26,7 +26,7 @@ from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
 from streammeta.streams import make_stream
-from tests.runtime.memory import MemorySink, MemorySource
+from streammeta.testing import MemorySink, MemorySource
 
 N = 2000
 TASK = 200
@@ -62,8 +62,8 @@ def _run(tmp_path: Path) -> tuple[Service, CollectorRegistry, list[list[bytes]]]
     topic = _messages(time.time() * 1000)
     service = Service(
         Pipeline.from_config(config),
-        MemorySource("in", topic),  # type: ignore[arg-type]
-        MemorySink(),  # type: ignore[arg-type]
+        MemorySource("in", topic),
+        MemorySink(),
         Decoder(n_features=9, n_classes=2),
         CheckpointStore(tmp_path, fingerprint="test"),
         input_topic="in",

@@ -16,7 +16,7 @@ from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.service import Service
 from streammeta.streams import make_stream
-from tests.runtime.memory import MemorySink, MemorySource
+from streammeta.testing import MemorySink, MemorySource
 
 BAD = [b"{not json", b'{"x": [1.0, 2.0], "y": 1.0}', b'{"x": [NaN], "y": 1}', b'[{"x": "a"}]']
 
@@ -34,8 +34,8 @@ def _service(source: MemorySource, sink: MemorySink, path: Path, **kw: object) -
     config = load_config(env={})
     return Service(
         Pipeline.from_config(config),
-        source,  # type: ignore[arg-type]
-        sink,  # type: ignore[arg-type]
+        source,
+        sink,
         Decoder(n_features=1),
         CheckpointStore(path, fingerprint="test"),
         input_topic="in",
@@ -151,8 +151,8 @@ def test_classification_predictions_carry_probabilities_and_labels(
     source, sink = MemorySource("in", [msgs]), MemorySink()
     Service(
         Pipeline.from_config(config),
-        source,  # type: ignore[arg-type]
-        sink,  # type: ignore[arg-type]
+        source,
+        sink,
         Decoder(n_features=2, n_classes=2, labels=labels),
         CheckpointStore(tmp_path),
         input_topic="in", output_topic="out", dlq_topic="dlq",
@@ -164,7 +164,7 @@ def test_classification_predictions_carry_probabilities_and_labels(
 
 
 def test_a_commit_refused_by_a_rebalance_keeps_the_checkpoint(tmp_path: Path) -> None:
-    from streammeta.io.base import CommitFailedError
+    from streammeta.io.errors import CommitFailedError
 
     source, sink = MemorySource("in", _topic(300)), MemorySink()
     service = _service(source, sink, tmp_path)
@@ -196,3 +196,31 @@ def test_backpressure_pauses_the_input_but_keeps_polling(tmp_path: Path) -> None
     assert [polls for polls, _ in paused] == [4, 5, 6, 7, 8]  # paused after the 3rd poll ...
     assert len({records for _, records in paused}) == 1  # ... learning nothing meanwhile
     assert not seen[-1][2] and service.stats.records + service.stats.dead == 1000
+
+
+def test_a_restart_keeps_the_order_of_named_features_it_inferred(tmp_path: Path) -> None:
+    """Named features take the first record's order; a restarted service reads later records
+    (whose keys may come in any order) in that same order, from its checkpoint."""
+    config = load_config(env={}, overrides={"learner.n_features": "2"})
+    rng = np.random.default_rng(0)
+    first = [json.dumps({"x": {"b": float(v), "a": 2.0}, "y": float(v)}).encode()
+             for v in rng.normal(size=60)]  # fmt: skip
+
+    def service(source: MemorySource, sink: MemorySink) -> Service:
+        return Service(
+            Pipeline.from_config(config), source, sink, Decoder(n_features=2),
+            CheckpointStore(tmp_path, fingerprint="test"),
+            input_topic="in", output_topic="out", dlq_topic="dlq",
+        )  # fmt: skip
+
+    before = service(MemorySource("in", [first]), MemorySink())
+    before.run(idle_exit=0.01)
+    assert before.decoder.feature_names == ("b", "a")
+    after = service(MemorySource("in", [first]), MemorySink())
+    assert after.decoder.feature_names == ("b", "a")  # restored before any record arrives
+    fresh = Service(
+        Pipeline.from_config(config), MemorySource("in", [[]]), MemorySink(), Decoder(n_features=2),
+        CheckpointStore(tmp_path / "other", fingerprint="test"),
+        input_topic="in", output_topic="out", dlq_topic="dlq",
+    )  # fmt: skip
+    assert fresh.decoder.feature_names is None

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streammeta.io.base import DeliveryError, KafkaIOError, TransientKafkaError
+from streammeta.io.errors import DeliveryError, KafkaIOError, TransientKafkaError
 from streammeta.io.records import Records
 from streammeta.metrics.export.prometheus import PrometheusSensor
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.pipeline import Batch, Step
 from streammeta.runtime.service import OffsetResetError, Service
-from tests.runtime.memory import MemorySink, MemorySource
+from streammeta.testing import MemorySink, MemorySource
 from tests.runtime.test_service import _answered, _service, _topic
 
 
@@ -102,7 +102,7 @@ def test_a_reset_resume_offset_survives_a_lost_partition(tmp_path: Path) -> None
     service.poll_once()  # sees the end (120) below the resume offset (500): reset to 0
     service.on_lost([("in", 0)])
     service.on_assigned([("in", 0)])
-    assert source.position[("in", 0)] == 0
+    assert source.position(("in", 0)) == 0
     stats = service.run(idle_exit=0.01)
     assert len(_answered(sink)) == 120 and stats.offset_resets == 1
 
@@ -176,10 +176,10 @@ def test_a_prediction_that_cannot_be_encoded_is_a_dead_letter(
 
     encode = output_module.encode_predictions
 
-    def fragile(records: Records, **columns: Any) -> list[tuple[bytes, bytes]]:
+    def fragile(records: Records, *given: Any) -> list[tuple[bytes, bytes]]:
         if (records.x == 42.0).any():
             raise ValueError("cannot encode 42")
-        return encode(records, **columns)
+        return encode(records, *given)
 
     monkeypatch.setattr(output_module, "encode_predictions", fragile)
     values = [json.dumps({"x": [float(i)], "y": 0.0}).encode() for i in range(100)]

@@ -37,8 +37,10 @@ prometheus-tools:
 	    $$sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } || \
 	  echo "prometheus-tools: could not install Debian's prometheus package; the deploy tests that need it will skip"; }
 
+# two workers, one per core; a test file stays on one worker (its fixtures and order hold)
+TEST_WORKERS ?= 2
 test: lint prometheus-tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # deep-river, a benchmark peer that pins river < 0.26: installed into an overlay directory that
 # only its own process reads (never a dependency); the benchmarks run without it if this fails

@@ -37,6 +37,13 @@ class LearnerConfig(Section):
             + " needs task 'classification'",
         ),
         (
+            ("meta_async", "algorithm"),
+            lambda v: not v["meta_async"] or "learner" not in ALGORITHMS.entry(v["algorithm"]).tags,
+            "meta_async runs the meta-updates of a fast-weight meta-learner; algorithm "
+            + " or ".join(map(repr, ALGORITHMS.tagged("learner")))
+            + " meta-trains inline: set meta_async = false or pick another algorithm",
+        ),
+        (
             ("task", "n_classes"),
             lambda v: v["n_classes"] >= 2 if v["task"] == "classification" else v["n_classes"] == 0,
             "n_classes must be >= 2 for task 'classification' and 0 for task 'regression'",
@@ -96,6 +103,12 @@ class LearnerConfig(Section):
     seed: int = setting(0, "random seed of the learner")
     meta_train: bool = setting(
         True, "meta-train the initialization and the optimizer online (false freezes them)"
+    )
+    meta_async: bool = setting(
+        False,
+        "run meta-updates on a background thread: serving never waits for one and takes the "
+        "newest version at the end of a micro-batch (not reproducible run to run); false: "
+        "inline, after meta_every labelled records (deterministic)",
     )
     standardize: bool = setting(
         True, "standardize features (and regression targets) online inside the learner"

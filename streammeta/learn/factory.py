@@ -42,6 +42,7 @@ def build_learner(cfg: LearnerConfig, **overrides: object) -> Learner:
         "inner_lr": cfg.inner_lr,
         "n_features": cfg.n_features,
         "meta_train": cfg.meta_train,
+        "meta_async": cfg.meta_async,
         "standardize": cfg.standardize,
         "scale_horizon": cfg.scale_horizon,
         "device": cfg.device,

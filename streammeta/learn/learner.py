@@ -14,11 +14,16 @@ initialization, stepped by a (learned) inner optimizer, both meta-trained online
 
 from __future__ import annotations
 
+import copy
+import weakref
+from contextlib import nullcontext
+from functools import partial
 from typing import Any, Unpack
 
 import torch
 from torch import Tensor
 
+from streammeta.learn.background import MetaWorker
 from streammeta.learn.fast import FastWeightLearner
 from streammeta.learn.meta import Algorithm, MetaModel
 from streammeta.learn.model import FunctionalModel, Params
@@ -48,10 +53,13 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         device: str | torch.device = "cpu",
         seed: int = 0,
         name: str | None = None,
+        meta_async: bool = False,
         **training: Unpack[MetaTraining],
     ) -> None:
         """``meta_train=False`` freezes the initialization and the optimizer at their starting
-        values (meta-learning off: the figure meta-learning must beat)."""
+        values (meta-learning off: the figure meta-learning must beat). ``meta_async`` runs
+        meta-updates on a background thread (:mod:`streammeta.learn.background`) instead of
+        inline at the end of a micro-batch."""
         self.algorithm = algorithm
         rule = ALGORITHMS.load(algorithm)
         if not isinstance(rule, Algorithm):
@@ -76,8 +84,9 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             name=name or f"{algorithm}+{optimizer}",
         )
         self.meta.to(self.device)
+        trained = copy.deepcopy(self.meta) if meta_async else self.meta
         self.trainer = MetaTrainer(
-            list(self.meta.parameters()),
+            list(trained.parameters()),
             n_features=n_features,
             target_dtype=model.head.target_dtype,
             device=self.device,
@@ -85,6 +94,12 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             recent_fraction=self.rule.recent_fraction,
             **training,
         )
+        self._worker: MetaWorker | None = None
+        self._version = 0  # the published version in use (background meta-training)
+        if meta_async:
+            self.trainer.shared()
+            self._worker = MetaWorker(trained, self.trainer, partial(_meta_step, self.rule))
+            weakref.finalize(self, self._worker.close)
         self.begin_task()
 
     def _task_start(self) -> Params:
@@ -107,18 +122,41 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         batch = None if not self.meta_train else self.trainer.sample()
         if batch is None:
             return
-        # episodes start as a new task on the stream does: with the second moments it keeps
-        start = self.inner.restart({k: v.detach() for k, v in self._task_state().items()})
-        loss, adapted = self.meta.meta_loss(
-            *batch, first_order=self.rule.first_order, steps=self.trainer.inner_steps, state=start
-        )
-        reptile = None
-        if self.rule.reptile:
+        _meta_step(self.rule, self.meta, self.trainer, batch, self._episode_start(), restart=True)
 
-            def reptile() -> None:
-                self.meta.reptile_direction(adapted)
+    def _episode_start(self) -> State:
+        """Episodes start as a new task on the stream does: with the second moments it keeps."""
+        return self.inner.restart({k: v.detach().clone() for k, v in self._task_state().items()})
 
-        self.trainer.apply(loss, reptile)
+    def _end_batch(self) -> None:
+        if self._worker is None:
+            super()._end_batch()
+            return
+        self._adopt()
+        if self.meta_train and self.trainer.due and self.trainer.buffer.current_records:
+            self._worker.request(self._episode_start())
+
+    def _adopt(self) -> None:
+        """Predict and step with the newest meta-parameters the worker published."""
+        taken = None if self._worker is None else self._worker.take()
+        if taken is not None:
+            self._version, published = taken
+            self.meta.load_state_dict(published)
+
+    def finish_meta_updates(self) -> None:
+        """Wait for the background meta-update in flight, if any, and take what it published."""
+        if self._worker is not None:
+            self._worker.wait()
+            self._adopt()
+
+    @property
+    def model_version(self) -> int:
+        return self.trainer.updates if self._worker is None else self._version
+
+    @property
+    def meta_worker(self) -> MetaWorker | None:
+        """The background meta-training worker (``meta_async``), or ``None`` when inline."""
+        return self._worker
 
     def describe(self) -> dict[str, float]:
         return {
@@ -128,13 +166,48 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         }
 
     def _state_dict(self) -> dict[str, Any]:
-        return {
-            **super()._state_dict(),
-            "meta": self.meta.state_dict(),
-            "trainer": self.trainer.snapshot(),
-        }
+        worker = self._worker
+        with nullcontext() if worker is None else worker.busy:  # not halfway through an update
+            state = {
+                **super()._state_dict(),
+                "meta": self.meta.state_dict(),
+                "trainer": self.trainer.snapshot(),
+            }
+            if worker is not None:
+                state["meta_training"] = worker.state()
+                state["version"] = self._version
+        return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.meta.load_state_dict(state["meta"])
-        super()._load_state(state)
-        self.trainer.restore(state["trainer"])
+        worker = self._worker
+        with nullcontext() if worker is None else worker.busy:
+            self.meta.load_state_dict(state["meta"])
+            super()._load_state(state)
+            self.trainer.restore(state["trainer"])
+            if worker is not None:  # a snapshot of inline meta-training restores here too
+                worker.load(state.get("meta_training", state["meta"]))
+                self._version = int(state.get("version", self.trainer.updates))
+
+
+def _meta_step(
+    rule: Algorithm,
+    meta: MetaModel,
+    trainer: MetaTrainer,
+    batch: tuple[Tensor, Tensor],
+    start: State,
+    *,
+    restart: bool = False,
+) -> None:
+    """One meta-update of ``meta`` on ``batch``, episodes starting from ``start``: the same
+    whether it runs inline (``restart``: the count toward the next starts now) or on the
+    background worker (the count started when the update was asked for)."""
+    loss, adapted = meta.meta_loss(
+        *batch, first_order=rule.first_order, steps=trainer.inner_steps, state=start
+    )
+    reptile = None
+    if rule.reptile:
+
+        def reptile() -> None:
+            meta.reptile_direction(adapted)
+
+    trainer.apply(loss, reptile, restart=restart)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
@@ -89,25 +91,34 @@ class MetaTrainer:
         self.seconds = 0.0  # wall-clock time spent in meta-updates (not saved in snapshots)
         self._last_loss = torch.tensor(float("nan"))
         self._since = 0
+        #: guards the buffer and the counters when meta-updates run on another thread
+        self.lock: AbstractContextManager[Any] = nullcontext()
+
+    def shared(self) -> None:
+        """From now on the buffer and the counters are read and written by two threads."""
+        self.lock = threading.RLock()
 
     def observe(self, x: Tensor, y: Tensor, n: int) -> None:
         """Store labelled records of the open task. A task that has filled its slot is filed
         and its next records open a new slot: a long task, or a stream whose switches the
         segmenter misses, still feeds meta-training, window by window."""
-        if self.buffer.current_records >= self.buffer.max_records:
-            self.buffer.close_task()
-        self.buffer.append(x, y)
-        self.count(n)
+        with self.lock:
+            if self.buffer.current_records >= self.buffer.max_records:
+                self.buffer.close_task()
+            self.buffer.append(x, y)
+            self.count(n)
 
     def add_task(self, x: Tensor, y: Tensor) -> None:
         """Store a whole task kept elsewhere while it was open (a key's task in keyed learning);
         like a boundary, a newly stored task makes the next meta-update due."""
-        self.buffer.add_task(x, y)
-        self._since = self.meta_every
+        with self.lock:
+            self.buffer.add_task(x, y)
+            self._since = self.meta_every
 
     def count(self, n: int) -> None:
         """Count ``n`` labelled records learned from toward the next meta-update."""
-        self._since += n
+        with self.lock:
+            self._since += n
 
     @property
     def due(self) -> bool:
@@ -116,16 +127,27 @@ class MetaTrainer:
 
     def end_task(self) -> None:
         """Close the open task; a boundary makes the next meta-update due."""
-        self.buffer.close_task()
-        self._since = self.meta_every
+        with self.lock:
+            self.buffer.close_task()
+            self._since = self.meta_every
+
+    def taken(self) -> None:
+        """A meta-update was handed to the background: the count toward the next starts now."""
+        with self.lock:
+            self._since = 0
 
     def sample(self) -> tuple[Tensor, Tensor] | None:
-        return self.buffer.sample(
-            self.meta_batch, self.chunks, self.chunk_size, self.recent_fraction
-        )
+        with self.lock:
+            return self.buffer.sample(
+                self.meta_batch, self.chunks, self.chunk_size, self.recent_fraction
+            )
 
-    def apply(self, loss: Tensor, before_step: Callable[[], None] | None = None) -> None:
-        """Backpropagate ``loss``, optionally adjust gradients, clip, step, count."""
+    def apply(
+        self, loss: Tensor, before_step: Callable[[], None] | None = None, *, restart: bool = True
+    ) -> None:
+        """Backpropagate ``loss``, optionally adjust gradients, clip, step, count; ``restart``:
+        the count toward the next meta-update starts now (else it started when it was asked
+        for: :meth:`taken`)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if before_step is not None:
@@ -138,15 +160,18 @@ class MetaTrainer:
         self.optimizer.step()
         self.updates += 1
         self._last_loss = loss.detach()  # read lazily: no device sync per meta-update
-        self._since = 0
+        if restart:
+            self._since = 0
 
     @property
     def last_loss(self) -> float:
         return float(self._last_loss)
 
     def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            buffer = self.buffer.snapshot()
         return {
-            "buffer": self.buffer.snapshot(),
+            "buffer": buffer,
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
             "last_loss": self.last_loss,

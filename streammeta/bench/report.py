@@ -9,7 +9,13 @@ import numpy as np
 
 from streammeta.bench.adaptation.variants import YARDSTICK
 
-__all__ = ["adaptation_plots", "adaptation_table", "summary_table", "throughput_table"]
+__all__ = [
+    "adaptation_plots",
+    "adaptation_table",
+    "side_by_side_table",
+    "summary_table",
+    "throughput_table",
+]
 
 
 def _fmt(v: Any, key: str = "") -> str:
@@ -203,6 +209,8 @@ def throughput_table(results: dict[str, Any]) -> str:
             f"| {b} | {v:,.0f} | {lr['records_per_s_no_meta'][b]:,.0f} | "
             f"{lr['records_per_s_sparse_meta'][b]:,.0f} |"
         )
+    for stream, rows in lr.get("side_by_side", {}).items():
+        lines += ["", *side_by_side_table(stream, rows)]
     mu = lr["meta_update_ms"]
     lines += [
         "",
@@ -229,3 +237,24 @@ def throughput_table(results: dict[str, Any]) -> str:
                     f"{k['end_to_end_fast_schedule_records_per_s'][layout]:,.0f} |"
                 )
     return "\n".join(lines)
+
+
+def side_by_side_table(stream: str, rows: dict[str, dict[str, float | None]]) -> list[str]:
+    """One stream's learners on the same records: speed beside quality, never one alone."""
+    measure = next((k for r in rows.values() for k in r if k.startswith("prequential")), "")
+    head = "accuracy" if measure.endswith("accuracy") else "MSE"
+
+    def f(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = [
+        f"| {stream}: learner | records/s | prequential {head} | post-boundary loss | "
+        "meta-updates/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {f(r['records_per_s'], ',.0f')} | {f(r.get(measure), '.3f')} | "
+            f"{f(r['post_boundary_loss'], '.3f')} | {f(r['meta_updates_per_s'], '.1f')} |"
+        )
+    return lines

@@ -25,12 +25,29 @@ from streammeta.learn.learner import MetaLearner
 from streammeta.runtime.prequential import run_prequential
 from streammeta.streams.sinusoid import SinusoidStream
 
-__all__ = ["measure_meta_update", "measure_records_per_s", "run_throughput"]
+__all__ = [
+    "measure_meta_update",
+    "measure_records_per_s",
+    "measure_side_by_side",
+    "run_throughput",
+]
 
 BATCH_SIZES = (1, 32, 256)
 
 
 SPARSE = {"meta_every": 2560, "task_length": 10_000}  # a service's cadence on slow drift
+#: what ``bench throughput`` runs side by side on the same records, each with its score
+SIDE_BY_SIDE = (
+    "maml+metasgd",
+    "maml+metasgd@async",
+    "maml+metasgd@meta_off",
+    "online_adam",
+    "river_logreg",
+    "river_hat",
+    "river_arf",
+    "deep_river",
+)
+SIDE_BY_SIDE_STREAMS = ("sinusoid", "sea")
 
 
 def measure_records_per_s(
@@ -86,6 +103,40 @@ def measure_meta_update(
     return out
 
 
+def measure_side_by_side(
+    config: Config, out: Path, *, quick: bool = False, log: Any = print
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Records/s of the default learner (meta-updates inline and in the background, and
+    meta-learning off) beside the peers, each with its prequential score, on the same records
+    of each stream, one learner at a time (the background worker gets the second core)."""
+    from streammeta.bench.adaptation import AdaptationPlan, run_adaptation
+
+    plan = AdaptationPlan(
+        streams=SIDE_BY_SIDE_STREAMS,
+        learners=SIDE_BY_SIDE,
+        workers=1,
+        records=4_000 if quick else 12_000,
+        seed=config.stream.seed,
+    )
+    results = run_adaptation(plan, config.learner, out, segment=config.segment, log=log)
+    rows: dict[str, dict[str, dict[str, float | None]]] = {}
+    for stream, entry in results["streams"].items():
+        measure = (
+            "prequential_accuracy" if entry["task"] == "classification" else "prequential_loss"
+        )
+        rows[stream] = {}
+        for name, row in entry["learners"].items():
+            rps, updates = row.get("records_per_s"), row.get("meta_updates")
+            seconds = entry["records"] / rps if rps else None
+            rows[stream][name] = {
+                "records_per_s": rps,
+                measure: row.get(measure),
+                "post_boundary_loss": row.get("post_boundary_loss"),
+                "meta_updates_per_s": updates / seconds if updates and seconds else None,
+            }
+    return rows
+
+
 def run_throughput(
     config: Config,
     out: Path,
@@ -116,6 +167,8 @@ def run_throughput(
             f"{SPARSE['meta_every']}, {SPARSE['task_length']:,}-record tasks: "
             f"{rps_sparse[str(b)]:,.0f})"
         )
+    log("side by side, on the same records (one learner at a time):")
+    side = measure_side_by_side(config, out / "side_by_side", quick=quick, log=log)
     mu = measure_meta_update(cfg, repeats=5 if quick else 20)
     log(
         f"meta-update 16 tasks x 5 steps, 2nd order: vmap {mu['vmap']:.2f} ms, "
@@ -131,6 +184,7 @@ def run_throughput(
             "sparse_meta": SPARSE,
             "meta_update_ms": mu,
             "peak_rss_mb": peak,
+            "side_by_side": side,
             "device": str(resolve_device(cfg.device)),
             "torch_threads": torch.get_num_threads(),
             "config": {

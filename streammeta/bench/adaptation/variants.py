@@ -6,7 +6,8 @@ A mark after the name changes how the default runs: ``@oracle`` is told the true
 instead of finding them, ``@meta_off`` has meta-learning switched off (initialization and
 optimizer frozen at their starting values), ``@single`` is one fast learner that the detector's
 boundaries reset (the bank off), ``@leader`` the bank predicting with its leader instead of the
-mixture, ``@no_switch`` the bank with no switch candidate at all.
+mixture, ``@no_switch`` the bank with no switch candidate at all, ``@async`` the default with
+its meta-updates on a background thread (``learner.meta_async``).
 
 >>> VARIANTS["maml+metasgd@single"]
 {'algorithm': 'maml', 'optimizer': 'metasgd', 'bank_size': 1}
@@ -22,6 +23,7 @@ from streammeta.learn.factory import build_baseline, build_learner
 from streammeta.registry import BASELINES, PEERS
 
 __all__ = [
+    "ASYNC",
     "DEFAULT_LEARNERS",
     "LEADER",
     "META_OFF",
@@ -37,6 +39,7 @@ __all__ = [
 ORACLE = "@oracle"
 META_OFF = "@meta_off"
 SINGLE = "@single"
+ASYNC = "@async"
 LEADER = "@leader"
 NO_SWITCH = "@no_switch"
 _MAML: dict[str, object] = {"algorithm": "maml", "optimizer": "metasgd"}
@@ -50,6 +53,7 @@ VARIANTS: dict[str, dict[str, object] | str] = {
     f"maml+metasgd{SINGLE}{ORACLE}": {**_MAML, "bank_size": 1},
     f"maml+metasgd{LEADER}": {**_MAML, "mix": "leader"},
     f"maml+metasgd{NO_SWITCH}": {**_MAML, "spawn_every": 0},
+    f"maml+metasgd{ASYNC}": {**_MAML, "meta_async": True},
     "fomaml+metasgd": {"algorithm": "fomaml", "optimizer": "metasgd"},
     "reptile+metasgd": {"algorithm": "reptile", "optimizer": "metasgd"},
     "ftml+metasgd": {"algorithm": "ftml", "optimizer": "metasgd"},

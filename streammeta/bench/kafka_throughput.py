@@ -30,7 +30,7 @@ from streammeta.runtime.pipeline import Step
 from streammeta.runtime.service import Service, build_service
 from streammeta.streams import make_stream
 
-__all__ = ["FAST", "TASK_LENGTH", "measure_kafka"]
+__all__ = ["FAST", "TASK_LENGTH", "measure_kafka", "service_config", "tagged_topics"]
 
 #: The high-throughput schedule: big micro-batches, sparse meta-updates.
 FAST = {"micro_batch": 256, "meta_every": 2560}
@@ -41,7 +41,8 @@ TASK_LENGTH = 10_000
 LAYOUTS = {"single": 1, "batch100": 100}
 
 
-def _topics(cfg: KafkaConfig, tag: str) -> KafkaConfig:
+def tagged_topics(cfg: KafkaConfig, tag: str) -> KafkaConfig:
+    """``cfg`` with topics and a group of its own, named by ``tag``."""
     return dataclasses.replace(
         cfg,
         input_topic=f"in-{tag}",
@@ -93,18 +94,18 @@ def measure_kafka(config: Config, records: int, *, log: Any = print) -> dict[str
             raw: dict[str, float] = {}
             e2e: dict[str, dict[str, float]] = {"configured": {}, "fast": {}}
             for layout, size in LAYOUTS.items():
-                cfg = _topics(dataclasses.replace(base, client=client), uuid.uuid4().hex[:8])
+                cfg = tagged_topics(dataclasses.replace(base, client=client), uuid.uuid4().hex[:8])
                 ensure_topics(cfg, [cfg.input_topic])
                 with open_sink(cfg) as sink:
                     publish(sink, cfg.input_topic, values, batch_size=size)
                 raw[layout] = raw_ceiling(cfg, client, stream.n_features, records)
                 for schedule, overrides in (("configured", {}), ("fast", FAST)):
                     run = dataclasses.replace(
-                        _topics(cfg, uuid.uuid4().hex[:8]), input_topic=cfg.input_topic
+                        tagged_topics(cfg, uuid.uuid4().hex[:8]), input_topic=cfg.input_topic
                     )
                     ensure_topics(run, [run.output_topic, run.dlq_topic])
                     e2e[schedule][layout] = end_to_end(
-                        _service_config(config, run, overrides), records
+                        service_config(config, run, overrides), records
                     )
                 log(
                     f"{client:>12} {layout:>8}: raw ceiling {raw[layout]:>9,.0f} records/s; "
@@ -120,7 +121,9 @@ def measure_kafka(config: Config, records: int, *, log: Any = print) -> dict[str
     return out
 
 
-def _service_config(config: Config, kafka: KafkaConfig, overrides: dict[str, int]) -> Config:
+def service_config(config: Config, kafka: KafkaConfig, overrides: dict[str, int]) -> Config:
+    """``config`` on ``kafka`` with a fresh checkpoint folder; ``overrides``: a schedule such as
+    :data:`FAST`."""
     import tempfile
 
     learner = config.learner

@@ -42,11 +42,27 @@ BENCHMARKS: tuple[Command, ...] = (
         "throughput",
         help="records/s of the learner at batch 1/32/256 and ms per meta-update",
         description="Measures the prequential learner's records/s at batch sizes 1, 32 and 256 "
-        "(with and without meta-updates), one second-order meta-update (16 tasks x 5 steps) "
-        "with vmap and with a per-task loop, and peak RSS.",
+        "(with and without meta-updates); the default learner with meta-updates inline and on "
+        "a background thread and with meta-learning off beside online_adam, river's logistic/"
+        "linear regression, HAT, ARF and deep-river (where installed) on the same records of "
+        "sinusoid and SEA, each with its prequential score and post-boundary loss; one "
+        "second-order meta-update (16 tasks x 5 steps) with vmap and with a per-task loop; "
+        "peak RSS; then Kafka's raw ceiling and the service end to end per client.",
         arguments=bench_system.throughput_arguments,
         sections=("learner", "segment", "kafka", "service"),
         run=bench_system.throughput,
+    ),
+    Command(
+        "profile",
+        help="where the service's time goes: cProfile of the service end to end, by area",
+        description="Publishes sinusoid records as single-record messages on the embedded "
+        "broker and runs the service over them under cProfile; sums each function's own time "
+        "by the part of the data path it belongs to (decode and encode, Kafka client, learner, "
+        "meta-updates, segmentation, run loop, torch). Writes profile.md and profile.pstats "
+        "(for snakeviz or pstats).",
+        arguments=bench_system.profile_arguments,
+        sections=("learner", "segment", "kafka", "service"),
+        run=bench_system.profile,
     ),
     Command(
         "crash",

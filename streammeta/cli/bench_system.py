@@ -18,6 +18,8 @@ __all__ = [
     "dashboard_arguments",
     "fuzz",
     "fuzz_arguments",
+    "profile",
+    "profile_arguments",
     "throughput",
     "throughput_arguments",
 ]
@@ -38,6 +40,23 @@ def throughput(config: Config, args: argparse.Namespace) -> int:
 
     run_throughput(config, args.out, quick=args.quick, learner_only=args.learner_only)
     print(f"results: {args.out / 'results.json'}")
+    return 0
+
+
+def profile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--records", type=int, default=5_000, help="single-record messages (default 5,000)"
+    )
+    add_out(parser)
+
+
+def profile(config: Config, args: argparse.Namespace) -> int:
+    from streammeta.bench.profile import profile_service
+
+    result = profile_service(config, args.out, records=args.records)
+    print((args.out / "profile.md").read_text())
+    rate = result["records_per_s"]
+    print(f"{rate:,.0f} records/s under the profiler; {args.out / 'profile.pstats'}")
     return 0
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn import functional as F
 
 __all__ = ["MLP", "Classification", "FunctionalModel", "Head", "Params", "Regression"]
 
@@ -107,6 +108,7 @@ class FunctionalModel:
         if first is None:
             raise ValueError("module: a FunctionalModel needs at least one nn.Linear layer")
         self.n_in = first.in_features
+        self._layers = _plain_layers(module)
 
     def init_params(self, generator: torch.Generator, device: torch.device | None = None) -> Params:
         """Fresh parameters with PyTorch's default initialization, drawn from ``generator``."""
@@ -123,8 +125,29 @@ class FunctionalModel:
         return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
     def __call__(self, params: Params, x: Tensor) -> Tensor:
-        return functional_call(self.module, params, (x,))
+        if self._layers is None:
+            return functional_call(self.module, params, (x,))
+        for prefix, layer in self._layers:  # the same calls as the modules' forward
+            if isinstance(layer, nn.Linear):
+                x = F.linear(x, params[f"{prefix}.weight"], params[f"{prefix}.bias"])
+            elif isinstance(layer, nn.LayerNorm):
+                w, b = params[f"{prefix}.weight"], params[f"{prefix}.bias"]
+                x = F.layer_norm(x, layer.normalized_shape, w, b, layer.eps)
+            else:
+                x = F.relu(x)
+        return x
 
     def loss(self, params: Params, x: Tensor, y: Tensor) -> Tensor:
         """Mean loss over a batch: the scalar that inner loops differentiate."""
         return self.head.loss(self(params, x), y).mean()
+
+
+def _plain_layers(module: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The layers of an :class:`MLP`, to call directly: ``functional_call`` swaps parameters
+    into the module on every call, which costs more than a small MLP's arithmetic. ``None``
+    for any other module, which is called through ``functional_call``."""
+    if type(module) is not MLP:
+        return None
+    layers = [(f"net.{i}", layer) for i, layer in enumerate(module.net)]
+    plain = all(type(layer) in (nn.Linear, nn.LayerNorm, nn.ReLU) for _, layer in layers)
+    return layers if plain else None

@@ -118,7 +118,12 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         self.trainer.observe(x, y, n_labelled)
 
     def meta_update(self) -> None:
-        """One meta-step of the initialization and the learned optimizer on a sampled meta-batch."""
+        """One meta-step of the initialization and the learned optimizer on a sampled meta-batch
+        (with ``meta_async``: asked of the background worker, if it is idle)."""
+        if self._worker is not None:
+            if self.meta_train:
+                self._worker.request(self._episode_start())
+            return
         batch = None if not self.meta_train else self.trainer.sample()
         if batch is None:
             return
@@ -133,8 +138,8 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             super()._end_batch()
             return
         self._adopt()
-        if self.meta_train and self.trainer.due and self.trainer.buffer.current_records:
-            self._worker.request(self._episode_start())
+        if self.trainer.due and self.trainer.buffer.current_records:
+            self.meta_update()
 
     def _adopt(self) -> None:
         """Predict and step with the newest meta-parameters the worker published."""

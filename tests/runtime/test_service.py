@@ -224,3 +224,29 @@ def test_a_restart_keeps_the_order_of_named_features_it_inferred(tmp_path: Path)
         input_topic="in", output_topic="out", dlq_topic="dlq",
     )  # fmt: skip
     assert fresh.decoder.feature_names is None
+
+
+def test_a_service_with_background_meta_training_answers_and_checkpoints(tmp_path: Path) -> None:
+    """learner.meta_async: predictions carry the version in use, which grows; a restart from
+    the checkpoint resumes the learner, the worker's copy included."""
+    config = load_config(env={}, overrides={"learner.meta_async": "true"})
+    topic = _topic(1200, partitions=1)
+
+    def service(source: MemorySource, sink: MemorySink) -> Service:
+        return Service(
+            Pipeline.from_config(config), source, sink, Decoder(n_features=1),
+            CheckpointStore(tmp_path, fingerprint="test"),
+            input_topic="in", output_topic="out", dlq_topic="dlq", checkpoint_records=300,
+        )  # fmt: skip
+
+    source, sink = MemorySource("in", [topic[0][:600]]), MemorySink()
+    first = service(source, sink)
+    first.run(idle_exit=0.01)
+    versions = [json.loads(v)["model_version"] for v, _, _ in sink.sent["out"]]
+    assert versions == sorted(versions) and versions[-1] > 0
+    again = service(MemorySource("in", [topic[0]]), sink)
+    assert again.pipeline.records == first.pipeline.records  # resumed from the checkpoint
+    stats = again.run(idle_exit=0.01)
+    assert stats.records + stats.dead == 600
+    later = [json.loads(v)["model_version"] for v, _, _ in sink.sent["out"]][len(versions) :]
+    assert min(later) >= versions[-1]  # never back to a version older than it had reached

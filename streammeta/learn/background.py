@@ -91,8 +91,13 @@ class MetaWorker:
         self._published = None
 
     def close(self) -> None:
+        """End the thread, once the update it may be running is done (also at interpreter exit:
+        a thread still inside torch's autograd then aborts the process)."""
         self._closed = True
         self._wake.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30.0)
 
     def _run(self) -> None:
         while True:

@@ -130,8 +130,12 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         _meta_step(self.rule, self.meta, self.trainer, batch, self._episode_start(), restart=True)
 
     def _episode_start(self) -> State:
-        """Episodes start as a new task on the stream does: with the second moments it keeps."""
-        return self.inner.restart({k: v.detach().clone() for k, v in self._task_state().items()})
+        """Episodes start as a new task on the stream does: with the second moments it keeps
+        (copied for the background worker, which reads them while serving steps on)."""
+        own = self._worker is not None
+        return self.inner.restart(
+            {k: v.detach().clone() if own else v.detach() for k, v in self._task_state().items()}
+        )
 
     def _end_batch(self) -> None:
         if self._worker is None:

@@ -156,7 +156,7 @@ class Service(RebalanceListener):
     def run(self, *, max_records: int = 0, idle_exit: float = 0.0) -> RunStats:
         """Subscribe and loop; ends with a checkpoint (within the grace) and closes source and
         sink. ``stats.clean`` says whether that last checkpoint completed."""
-        self.sensor.on_start(self.pipeline.live_status())
+        self.sensor.on_start(self.pipeline.live_status(learned=self.sensor.reads_learned))
         self.source.subscribe([self.input_topic], self)
         log.info("subscribed to %r; predictions go to %r", self.input_topic, self.output_topic)
         idle_since = time.monotonic()
@@ -266,7 +266,8 @@ class Service(RebalanceListener):
         self.stats.records += len(r)
         self.watch.learned(r, step)
         seconds = time.perf_counter() - start
-        self.sensor.on_batch(r, step, self.pipeline.live_status(), seconds)
+        status = self.pipeline.live_status(learned=self.sensor.reads_learned)
+        self.sensor.on_batch(r, step, status, seconds)
         if self.on_batch is not None:
             self.on_batch(self, step)
         return step

@@ -217,13 +217,16 @@ class Pipeline:
             out["speedup"] = self.tracker.speedup(self.baseline_tracker)
         return out
 
-    def live_status(self) -> PipelineStatus:
-        """The figures after the last batch, for sensors (see :class:`PipelineStatus`)."""
+    def live_status(self, *, learned: bool = True) -> PipelineStatus:
+        """The figures after the last batch, for sensors (see :class:`PipelineStatus`);
+        ``learned=False`` leaves out the learner's own figures, which cost a ``describe()``."""
         updates, seconds = self.learner.meta_progress
-        learned = None
+        described = None
         now = time.monotonic()
-        if updates != self._described[0] or now - self._described[1] >= DESCRIBE_EVERY_S:
-            learned = self.learner.describe()
+        if learned and (
+            updates != self._described[0] or now - self._described[1] >= DESCRIBE_EVERY_S
+        ):
+            described = self.learner.describe()
             self._described = (updates, now)
         mine = self.tracker
         return PipelineStatus(
@@ -244,7 +247,7 @@ class Pipeline:
                 self._closed[1],
             ),
             speedup=self._speedup,
-            learned=learned,
+            learned=described,
         )
 
     def _summary(self, tracker: AdaptationTracker) -> dict[str, float]:

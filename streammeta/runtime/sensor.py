@@ -33,6 +33,10 @@ __all__ = ["Sensor"]
 class Sensor:
     """Every hook the run loop calls, each doing nothing."""
 
+    #: Whether the hooks read ``PipelineStatus.learned`` (the learner's own figures, which
+    #: cost a ``describe()``): the pipeline leaves them out for a sensor that does not.
+    reads_learned: bool = False
+
     def on_start(self, status: PipelineStatus) -> None:
         """The service is about to subscribe (after restoring its checkpoint)."""
 

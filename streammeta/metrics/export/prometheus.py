@@ -45,6 +45,8 @@ class PrometheusSensor(Sensor):
     """Records the run loop's hooks as Prometheus metrics on ``registry`` (``metrics`` holds
     them) and keeps what ``/readyz`` needs in ``readiness``."""
 
+    reads_learned = True
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.metrics = m = ServiceMetrics(registry)

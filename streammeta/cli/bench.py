@@ -2,7 +2,7 @@
 the config sections each takes as flags. Their options and handlers are in
 :mod:`~streammeta.cli.bench_quality` and :mod:`~streammeta.cli.bench_system`."""
 
-from streammeta.cli import bench_quality, bench_system
+from streammeta.cli import bench_data, bench_quality, bench_system
 from streammeta.cli.parser import Command
 
 __all__ = ["BENCH", "BENCHMARKS"]
@@ -37,6 +37,34 @@ BENCHMARKS: tuple[Command, ...] = (
         arguments=bench_quality.batch_sizes_arguments,
         sections=("learner", "segment"),
         run=bench_quality.batch_sizes,
+    ),
+    Command(
+        "keys",
+        help="many keys on one stream, each its own concept: per-key state against one state "
+        "for all and per-key peers; new keys; records/s and RSS with 10,000 keys",
+        description="On the same records of a keyed stream (200 keys interleaved at random, each "
+        "labelling by its own random hyperplane of 4 raw features): streammeta with per-key "
+        "state (meta-learning on and off), the same learner without keys, online_adam per key "
+        "and river's logistic regression, HAT and ARF per key, micro-batch 10. Then 50 keys "
+        "never seen before join: each learner's accuracy by a new key's own record count and "
+        "the records it needs to reach its level. Then records/s and peak RSS with 10,000 keys "
+        "against no keys, each in a process of its own. Writes results.json.",
+        arguments=bench_data.keys_arguments,
+        sections=("learner", "segment"),
+        run=bench_data.keys,
+    ),
+    Command(
+        "late-labels",
+        help="labels 500 records after their records, through the real broker with kills: "
+        "accuracy against labels inside the records, nothing lost",
+        description="On the embedded broker with `streammeta run`: the same SEA records once "
+        "with each label inside its record and once with every label published --delay "
+        "records later ({id, y}, on the input topic or with --label-topic on its own), the "
+        "second run killed with SIGKILL --kills times. Reports the accuracy of the published "
+        "predictions against the true labels in both runs and checks that every record was "
+        "predicted and every label joined or dead-lettered. Writes summary.json.",
+        arguments=bench_data.late_labels_arguments,
+        run=bench_data.late_labels,
     ),
     Command(
         "throughput",

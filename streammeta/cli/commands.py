@@ -57,6 +57,7 @@ COMMANDS: tuple[Command, ...] = (
             ("--input-topic", "kafka.input_topic", "TOPIC", ""),
             ("--output-topic", "kafka.output_topic", "TOPIC", ""),
             ("--dlq-topic", "kafka.dlq_topic", "TOPIC", ""),
+            ("--label-topic", "kafka.label_topic", "TOPIC", ""),
             ("--group", "kafka.group", "GROUP", ""),
             ("--checkpoint-dir", "service.checkpoint_dir", "DIR", ""),
             METRICS_PORT,

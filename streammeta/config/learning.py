@@ -11,6 +11,7 @@ baseline, detector, stream) and its help come from the tables in :mod:`streammet
 segment.detector = 'adwn' (argument): must be one of 'adwin', 'page_hinkley', 'kswin', ...
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -140,6 +141,14 @@ class LearnerConfig(Section):
     memory_size: int = setting(
         32, "past concepts (fast weights of closed tasks) kept for recall; 0 = no memory", ge=0
     )
+    max_keys: int = setting(
+        1024,
+        "keys (the records' key field) holding their own fast weights, optimizer state and "
+        "segmenter; the least recently used is evicted and starts again from the meta-learned "
+        "initialization when it returns; records without a key share one state; 0: keys are only "
+        "echoed, every record shares one state",
+        ge=0,
+    )
     baseline: str = setting(
         "online_adam",
         "shadow baseline run beside the meta-learner on the same records: none, or "
@@ -177,5 +186,18 @@ class SegmentConfig(Section):
     min_task_length: int = setting(
         20, "records a task holds before a detected boundary (or switch candidate)", ge=1
     )
+    key_detector: str = setting(
+        "adwin",
+        "detector of each key's own records (records with a key, learner.max_keys > 0), or "
+        "'same' for segment.detector: a key has about one record a micro-batch, which a "
+        "batch-level jump test (loss_jump) reads as noise",
+        choices=("same", *SEGMENTERS.names),
+    )
     cooldown: int = setting(0, "records after a boundary before the next can be detected", ge=0)
     window: int = setting(100, "records per task for detector 'fixed'", ge=1)
+
+    def for_keys(self) -> "SegmentConfig":
+        """The segmentation of each key's own records."""
+        if self.key_detector == "same":
+            return self
+        return dataclasses.replace(self, detector=self.key_detector)

@@ -42,17 +42,23 @@ class Config:
 #: Each section's class by its TOML table name, in :class:`Config`'s order.
 SECTIONS: dict[str, Any] = {f.name: f.type for f in fields(Config)}
 
+
 #: Checks across sections, in the sections' format with dotted keys.
-CROSS_RULES: tuple[Rule, ...] = (
-    (
-        ("segment.detector", "learner.task"),
+def _reads_error(field: str, other: str = "") -> Rule:
+    """The rule that a detector in ``field`` reading 0/1 errors needs a classifier."""
+    return (
+        (field, "learner.task"),
         lambda v: (
-            v["segment.detector"] not in SEGMENTERS.tagged("error")
-            or v["learner.task"] == "classification"
+            v[field] not in SEGMENTERS.tagged("error") or v["learner.task"] == "classification"
         ),
         "error detectors read a classifier's 0/1 error; set learner.task = 'classification' or "
-        f"pick a loss detector ({', '.join(SEGMENTERS.tagged('loss'))})",
-    ),
+        f"pick a loss detector ({', '.join(SEGMENTERS.tagged('loss'))}){other}",
+    )
+
+
+CROSS_RULES: tuple[Rule, ...] = (
+    _reads_error("segment.detector"),
+    _reads_error("segment.key_detector", " or 'same'"),
 )
 
 

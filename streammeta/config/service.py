@@ -76,6 +76,12 @@ class KafkaConfig(Section):
     input_topic: str = setting("streammeta.records", "topic the records are read from")
     output_topic: str = setting("streammeta.predictions", "topic predictions are written to")
     dlq_topic: str = setting("streammeta.dead-letters", "topic bad records are written to")
+    label_topic: str = setting(
+        "",
+        'topic of labels that arrive after their records ({"id": ..., "y": ...}), read '
+        "by the same group; empty: labels come on the input topic. Produce a label with the "
+        "same message key as its record, so that both land on the same partition number",
+    )
     group: str = setting("streammeta", "consumer group id")
     client_id: str = setting("streammeta", "client id shown to the brokers")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = setting(
@@ -109,6 +115,15 @@ class ServiceConfig(Section):
         10_000, "input messages between checkpoints (and offset commits)", ge=1
     )
     checkpoint_seconds: float = setting(30.0, "seconds between checkpoints at most", gt=0)
+    label_window: int = setting(
+        100_000,
+        "records without a label kept (by id) for a label that arrives later; the oldest "
+        "expire first (counted); 0: a record without y is never learned from",
+        ge=0,
+    )
+    label_window_seconds: float = setting(
+        86_400.0, "seconds a record waits for its label at most", gt=0
+    )
     micro_batch: int = setting(
         32,
         "records per learning step: smaller adapts in fewer records, larger runs faster",

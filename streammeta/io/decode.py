@@ -14,9 +14,10 @@ not JSON, neither object nor array) is one dead letter without an index.
 
 Rules: ``x`` is a list of ``n_features`` numbers, or an object name -> number whose names are
 the configured ``feature_names`` or else the names of the first such record seen (in its order);
-JSON ``true``/``false`` count as 1/0 as everywhere in Python. ``y`` absent or null means
-unlabelled; otherwise a finite number for regression, and for classification a class index
-``0..n_classes-1`` or, when ``labels`` are configured, one of those strings (its position is
+JSON ``true``/``false`` count as 1/0 as everywhere in Python. A record with ``id`` and ``y``
+but no ``x`` is a label for an earlier record with that ``id`` (``label_only``). ``y`` absent or
+null means unlabelled; otherwise a finite number for regression, and for classification a class
+index ``0..n_classes-1`` or, when ``labels`` are configured, one of those strings (its position is
 the index); an unlabelled record's ``y`` holds 0 and ``labelled`` says which are. ``key`` and
 ``id`` are strings, ``task`` and ``concept`` (the true concept, for evaluation only) a string or
 integer, ``ts`` a finite number; other fields are ignored. The checks run on whole columns
@@ -135,10 +136,21 @@ class Decoder:
         """Check records as whole columns: the good ones as :class:`Records`, dead letters for
         the others. ``where`` is each record's message, ``index`` its place in a batch."""
         cols = {name: [r.get(name) for r in recs] for name in FIELDS}
+        label_only = np.array(
+            [isinstance(r, dict) and "x" not in r and "id" in r and "y" in r for r in recs], bool
+        )
+        for i in np.flatnonzero(label_only).tolist():  # a placeholder the checks pass
+            cols["x"][i] = [0] * self.n_features
         problems: dict[int, Problem] = {}
         strings(cols, problems)
         x = self._features.column(cols["x"], problems)
         y, labelled = targets(cols["y"], self.labels, problems)
+        unlabelled = label_only & ~labelled
+        for i in np.flatnonzero(unlabelled).tolist():
+            problems.setdefault(
+                i,
+                ("schema", "ValueError", "y is null in a label record (id without x): give its y"),
+            )
         fields = meta(cols, problems)
         keep = np.ones(len(recs), dtype=bool)
         keep[list(problems)] = False
@@ -146,7 +158,7 @@ class Decoder:
             (where[i], index[i], dead_letter(messages[where[i]], problem, index[i]))
             for i, problem in problems.items()
         ]
-        columns = {"x": x, "y": y, "labelled": labelled, **fields}
+        columns = {"x": x, "y": y, "labelled": labelled, "label_only": label_only, **fields}
         return self._records(messages, keep, np.asarray(where, np.int64), index, columns), dead
 
     def _build_each(
@@ -205,6 +217,7 @@ class Decoder:
             partition=partition,
             offset=offset,
             index=idx,
+            label_only=columns["label_only"][keep],
         )
 
 

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -48,6 +49,8 @@ REASONS = (
     "decode_error",  # decoding the message raised: a bug, kept to this one message
     "processing_error",  # the learner raised on this record alone
     "unproducible",  # the broker refused its prediction for good (too large, say)
+    "unmatched_label",  # a label whose id is unknown, or its record's wait expired
+    "duplicate_label",  # a second label for an id already joined
 )
 #: Dead-letter headers are named ``streammeta.<field>``.
 HEADER_PREFIX = "streammeta."
@@ -152,7 +155,8 @@ class Records:
     nothing downstream replaces it: read ``labelled`` to tell). ``ts`` is the record's ``ts``,
     else the message timestamp, else NaN. ``id`` defaults to ``topic:partition:offset``
     (``:index`` added for batch messages). ``index`` is the position in a batch message, -1 for
-    a message holding one object."""
+    a message holding one object. ``label_only`` marks a label that arrived after its record
+    (``{"id": ..., "y": ...}`` without ``x``): its ``x`` is a placeholder of zeros."""
 
     x: np.ndarray
     y: np.ndarray
@@ -166,6 +170,7 @@ class Records:
     partition: np.ndarray
     offset: np.ndarray
     index: np.ndarray
+    label_only: np.ndarray  # bool: a label for an earlier record ({"id", "y"}, no "x")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -173,6 +178,10 @@ class Records:
     def select(self, which: np.ndarray) -> Records:
         """The records a boolean mask or an index array picks."""
         return Records(**{f.name: getattr(self, f.name)[which] for f in fields(self)})
+
+    def replace_id(self, ident: str) -> Records:
+        """These records, each with the id ``ident`` (for tests and examples)."""
+        return dataclasses.replace(self, id=np.full(len(self), ident, dtype=object))
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:

@@ -47,19 +47,20 @@ class KeyedLearner(BatchResults):
     ``update(x, y, keys)`` predicts every record with its key's fast weights (prequential), lets
     each key's segmenter read that key's losses (or 0/1 errors), restarts the keys that opened a
     task from the shared initialization, then steps each key on its labelled records, a step per
-    full chunk of ``support_size`` as the wrapped learner steps one stream, all keys at once.
+    full chunk of ``step_records`` (default ``support_size``, as the wrapped learner steps one
+    stream), all keys at once.
     Features and targets are standardized with the wrapped learner's statistics, shared by all
-    keys. The whole batch is predicted before any boundary applies: a detector finds a boundary
-    from the losses of the records it cuts, so they cannot be predicted after it without reading
-    their labels. The records after a key's last boundary in the batch start the restarted
-    weights' first chunk.
+    keys. The whole batch is predicted before any boundary applies (a detector finds one from
+    the losses of the records it cuts); the records after a key's last boundary in the batch
+    start the restarted weights' first chunk.
 
     A key's open task is kept in its slot and stored in the shared task buffer as one closed task
     when it ends (at a boundary or an eviction), or once it holds the buffer's
     ``task_max_records`` (the buffer keeps a task's first records only: nothing changes but the
     wait). Meta-updates run on the learner's schedule, at most one per micro-batch. Memory:
-    ``max_keys`` x (fast weights, optimizer state, ``task_max_records`` records). The wrapped
-    learner's own fast weights go unused: update it through this class only.
+    ``max_keys`` x (fast weights, optimizer state, ``task_max_records`` records). With
+    ``owns_learner`` (default) the wrapped learner is this class's alone and in its snapshots;
+    without, it also serves records without a key and saves its own state.
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class KeyedLearner(BatchResults):
         *,
         max_keys: int = 1024,
         segmenter: Callable[[], Segmenter] | None = None,
+        owns_learner: bool = True,
+        step_records: int | None = None,
     ) -> None:
         if not isinstance(learner, MetaLearner):
             raise TypeError(f"learner: must be a MetaLearner, got {type(learner).__name__}")
@@ -78,6 +81,8 @@ class KeyedLearner(BatchResults):
             raise ValueError("segmenter: must be a callable that returns a new Segmenter")
         self._reads = "loss" if probe is None else probe.reads
         self.learner = learner
+        self.owns_learner = owns_learner
+        self.step_records = step_records or learner.support_size
         self.max_keys = max_keys
         self.segmenter = segmenter
         self.device = learner.device
@@ -91,7 +96,12 @@ class KeyedLearner(BatchResults):
         self._reset()
 
     def _reset(self) -> None:
-        self._store = KeyStore(self.learner, max_keys=self.max_keys, segmenter=self.segmenter)
+        self._store = KeyStore(
+            self.learner,
+            max_keys=self.max_keys,
+            segmenter=self.segmenter,
+            step_records=self.step_records,
+        )
         self._out = torch.zeros(0, self.learner.model.head.n_out, device=self.device)
         self._loss = torch.zeros(0, device=self.device)
         self._boundaries: list[tuple[int, str]] = []
@@ -150,8 +160,7 @@ class KeyedLearner(BatchResults):
         self._out, self._loss = learner.user_units(self._out, self._loss, user_y)
         if not first:
             learner.observe_targets(user_y, None if labelled is None else mask)
-        if learner.trainer.due:  # without an episode to draw, ``meta_update`` does nothing
-            learner.meta_update()
+        learner.end_keyed_batch()
 
     def _per_key(self, params: Params, lay: Layout, x: Tensor) -> Tensor:
         """Every record's output under its key's weights: vmapped over keys, one call per padded
@@ -171,9 +180,9 @@ class KeyedLearner(BatchResults):
         self, params: Params, state: State, lay: Layout, x: Tensor, y: Tensor, learn: np.ndarray
     ) -> None:
         """Each key's records to ``learn`` from join its pending chunk; every full chunk of
-        ``support_size`` records is an inner step of its key, in order, vmapped over the keys
+        ``step_records`` records is an inner step of its key, in order, vmapped over the keys
         that have a step to take (as :class:`FastWeightLearner` steps one stream)."""
-        k, keys = self.learner.support_size, len(lay.keys)
+        k, keys = self.step_records, len(lay.keys)
         store = self._store
         held = store.pend_n[lay.slots]
         slots = torch.from_numpy(lay.slots).to(self.device, non_blocking=True)
@@ -255,6 +264,9 @@ class KeyedLearner(BatchResults):
         """A copy of ``key``'s fast weights; ``None`` for a key not held."""
         return self._store.weights(key)
 
+    def holds(self, key: str) -> bool:  # seen, and not evicted since
+        return key in self._store.slots
+
     def head_predict(self, out: Tensor) -> Tensor:
         return self.learner.head_predict(out)
 
@@ -263,33 +275,26 @@ class KeyedLearner(BatchResults):
         """``(offset, key)`` of the records of the last batch that opened a key's new task."""
         return list(self._boundaries)
 
-    @property
-    def keys_held(self) -> int:
-        """Keys that hold fast weights now (at most ``max_keys``)."""
-        return len(self._store.slots)
+    #: keys that hold fast weights now (at most ``max_keys``)
+    keys_held = property(lambda self: len(self._store.slots))
+    #: keys evicted (least recently used, to make room) since the start
+    keys_evicted = property(lambda self: self._store.evicted)
 
-    @property
-    def keys_evicted(self) -> int:
-        """Keys evicted (least recently used, to make room) since the start."""
-        return self._store.evicted
-
-    @property
-    def model_version(self) -> int:
-        return self.learner.model_version
+    model_version = property(lambda self: self.learner.model_version)
 
     def describe(self) -> dict[str, float]:
-        return {
-            **self.learner.describe(),
-            "keys_held": float(self.keys_held),
-            "keys_evicted": float(self.keys_evicted),
-        }
+        held, evicted = float(self.keys_held), float(self.keys_evicted)
+        return {**self.learner.describe(), "keys_held": held, "keys_evicted": evicted}
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to continue exactly; rows of held keys only (slots ``0..held-1``)."""
-        return {"learner": self.learner.snapshot(), **copy_state(self._store.snapshot())}
+        """Everything needed to continue exactly; rows of held keys only (slots ``0..held-1``);
+        the wrapped learner's state only if it ``owns_learner``."""
+        own = {"learner": self.learner.snapshot()} if self.owns_learner else {}
+        return {**own, **copy_state(self._store.snapshot())}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a ``snapshot()``."""
-        self.learner.restore(state["learner"])
+        if self.owns_learner:
+            self.learner.restore(state["learner"])
         self._reset()
         self._store.restore(state)

@@ -45,6 +45,7 @@ class KeyStore:
         *,
         max_keys: int,
         segmenter: Callable[[], Segmenter] | None = None,
+        step_records: int | None = None,
     ) -> None:
         self.learner = learner
         self.max_keys = max_keys
@@ -60,7 +61,11 @@ class KeyStore:
             rows, buffer.max_records, dtype=buffer.target_dtype, device=self.device
         )
         self.task_len = np.zeros(rows, dtype=np.int64)  # host side: read without a device sync
-        k = learner.support_size  # each key's records waiting for its next inner step
+        trainer = learner.trainer
+        self.episode = trainer.chunks * trainer.chunk_size
+        k = (
+            step_records or learner.support_size
+        )  # each key's records waiting for its next inner step
         self.pend_x = torch.zeros(rows, k, buffer.n_features, device=self.device)
         self.pend_y = torch.zeros(rows, k, dtype=buffer.target_dtype, device=self.device)
         self.pend_n = np.zeros(rows, dtype=np.int64)
@@ -133,8 +138,14 @@ class KeyStore:
         index = torch.from_numpy(np.stack([slots, pos, rec])).to(self.device, non_blocking=True)
         self.task_x[index[0], index[1]] = x[index[2]]
         self.task_y[index[0], index[1]] = y[index[2]]
+        before = self.task_len[slots]
         np.add.at(self.task_len, slots, 1)
-        for slot in np.unique(slots[self.task_len[slots] == self.task_x.shape[1]]).tolist():
+        after = self.task_len[slots]
+        for slot in np.unique(slots[(before < self.episode) & (after >= self.episode)]).tolist():
+            n = int(self.task_len[slot])  # an episode's worth: meta-training may use it now
+            if n < self.task_x.shape[1]:
+                self.learner.trainer.add_task(self.task_x[slot, :n], self.task_y[slot, :n])
+        for slot in np.unique(slots[after == self.task_x.shape[1]]).tolist():
             self.learner.trainer.add_task(self.task_x[slot], self.task_y[slot])
 
     def close(self, slot: int) -> None:

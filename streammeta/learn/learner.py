@@ -15,6 +15,7 @@ initialization, stepped by a (learned) inner optimizer, both meta-trained online
 from __future__ import annotations
 
 import copy
+import time
 import weakref
 from contextlib import nullcontext
 from functools import partial
@@ -144,6 +145,17 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         self._adopt()
         if self.trainer.due and self.trainer.buffer.current_records:
             self.meta_update()
+
+    def end_keyed_batch(self) -> None:
+        """A micro-batch of keyed records (:class:`~streammeta.learn.keyed.KeyedLearner`) is
+        done: take the newest background version, and meta-update when one is due (the keys'
+        tasks reach the buffer closed, so the stream's open task may be empty)."""
+        self._adopt()
+        if self.trainer.due:  # without an episode to draw, ``meta_update`` does nothing
+            start = time.perf_counter()
+            self.meta_update()
+            if self._worker is None:
+                self.trainer.seconds += time.perf_counter() - start
 
     def _adopt(self) -> None:
         """Predict and step with the newest meta-parameters the worker published."""

@@ -18,6 +18,7 @@ from streammeta.io.decode import Decoder
 from streammeta.io.errors import CommitFailedError, DeliveryError, TransientKafkaError
 from streammeta.runtime.assignment import Assignment
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
+from streammeta.runtime.labels import LabelJoin
 from streammeta.runtime.pipeline import Pipeline
 from streammeta.runtime.sensor import Sensor
 from streammeta.runtime.shutdown import Grace
@@ -44,6 +45,7 @@ class Checkpoints:
         flush_timeout: float,
         stats: RunStats,
         sensor: Sensor,
+        labels: LabelJoin | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.source = source
@@ -54,6 +56,7 @@ class Checkpoints:
         self.flush_timeout = flush_timeout
         self.stats = stats
         self.sensor = sensor
+        self.labels = labels or LabelJoin(window=0)
         self.pending = 0
         self.backoff = Backoff()
         self._retry_at = 0.0  # no checkpoint attempt before (after one the broker held up)
@@ -61,11 +64,13 @@ class Checkpoints:
 
     def _snapshot(self) -> dict[str, Any]:
         """The pipeline's state and the decoder's (the order of named features it inferred)."""
-        return self.pipeline.snapshot() | {"decoder": self.decoder.snapshot()}
+        extra = {"decoder": self.decoder.snapshot(), "labels": self.labels.snapshot()}
+        return self.pipeline.snapshot() | extra
 
     def _apply(self, state: dict[str, Any]) -> None:
         self.pipeline.restore(state)
         self.decoder.restore(state.get("decoder", {}))  # none in older checkpoints
+        self.labels.restore(state.get("labels"))
 
     def restore(self) -> Offsets:
         """The pipeline back to the last checkpoint (or to its start); returns its offsets."""

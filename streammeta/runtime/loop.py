@@ -31,6 +31,7 @@ from streammeta.runtime.assignment import Assignment, partition_names
 from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.checkpointing import Checkpoints
 from streammeta.runtime.health import TICK_S, Watch
+from streammeta.runtime.labels import LabelJoin
 from streammeta.runtime.output import Output
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.sensor import Sensor
@@ -56,6 +57,8 @@ class Service(RebalanceListener):
         input_topic: str,
         output_topic: str,
         dlq_topic: str,
+        label_topic: str = "",
+        labels: LabelJoin | None = None,
         poll_max_records: int = 500,
         checkpoint_records: int = 10_000,
         checkpoint_seconds: float = 30.0,
@@ -81,6 +84,8 @@ class Service(RebalanceListener):
         self.store = store
         self.input_topic = input_topic
         self.output_topic = output_topic
+        self.label_topic = label_topic  # "": labels come on the input topic
+        self.labels = labels or LabelJoin(window=0)
         self.poll_max_records = poll_max_records
         self.checkpoint_records = checkpoint_records
         self.checkpoint_seconds = checkpoint_seconds
@@ -103,7 +108,7 @@ class Service(RebalanceListener):
         )  # fmt: skip
         self.checkpoints = Checkpoints(
             pipeline, source, sink, store, self.assignment, decoder, flush_timeout=flush_timeout,
-            stats=self.stats, sensor=self.sensor,
+            stats=self.stats, sensor=self.sensor, labels=self.labels,
         )  # fmt: skip
         self._stop = False
         self.assignment.forget(self.checkpoints.restore())
@@ -157,7 +162,7 @@ class Service(RebalanceListener):
         """Subscribe and loop; ends with a checkpoint (within the grace) and closes source and
         sink. ``stats.clean`` says whether that last checkpoint completed."""
         self.sensor.on_start(self.pipeline.live_status(learned=self.sensor.reads_learned))
-        self.source.subscribe([self.input_topic], self)
+        self.source.subscribe([self.input_topic, *filter(None, [self.label_topic])], self)
         log.info("subscribed to %r; predictions go to %r", self.input_topic, self.output_topic)
         idle_since = time.monotonic()
         try:
@@ -240,29 +245,43 @@ class Service(RebalanceListener):
         """Learn the good records micro-batch by micro-batch and produce their predictions;
         returns the last micro-batch's step."""
         records = decoded.records
+        step = self._micro_batches(records.select(~records.label_only), publish=True)
+        labels = records.select(records.label_only)  # for records predicted before
+        if len(labels) or self.labels.waiting:
+            joined, dead = self.labels.join(labels, self.output.batch)
+            self.output.dead_letters(dead)
+            step = self._micro_batches(joined, publish=False) or step
+            self.sensor.on_labels(self.labels.status())
+        return step
+
+    def _micro_batches(self, records: Records, *, publish: bool) -> Step | None:
         step = None
         for start in range(0, len(records), self.micro_batch):
             idx = np.arange(start, min(start + self.micro_batch, len(records)))
-            step = self._micro(records.select(idx)) or step
+            step = self._micro(records.select(idx), publish=publish) or step
         return step
 
-    def _micro(self, r: Records) -> Step | None:
+    def _micro(self, r: Records, *, publish: bool = True) -> Step | None:
         """Predict, learn and produce one micro-batch. A batch the learner raises on is taken
         again record by record, and a record it still raises on becomes a dead letter
         (``processing_error``): one record never stops the service."""
         start = time.perf_counter()
         try:
             step = self.pipeline.process(
-                Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task, concept=r.concept)
+                Batch(x=r.x, y=r.y, labelled=r.labelled, task=r.task, concept=r.concept, key=r.key)
             )
         except Exception as exc:  # anything one record can cause in the learner
             if len(r) > 1:
-                steps = [self._micro(r.select(np.array([i]))) for i in range(len(r))]
+                steps = [
+                    self._micro(r.select(np.array([i])), publish=publish) for i in range(len(r))
+                ]
                 return next((s for s in reversed(steps) if s is not None), None)
             log.warning("record %s: the learner raised %s: %s", r.id[0], type(exc).__name__, exc)
             self.output.reject(r, "processing_error", exc)
             return None
-        self.output.predictions(r, step)
+        if publish:  # not again for records whose label came later: learned from now
+            self.output.predictions(r, step)
+            self.labels.hold(r, step.y_hat, step.proba)
         self.stats.records += len(r)
         self.watch.learned(r, step)
         seconds = time.perf_counter() - start

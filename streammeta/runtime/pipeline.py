@@ -17,8 +17,8 @@ round-trips through ``snapshot``/``restore``.
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,53 +28,18 @@ from streammeta.config import Config
 from streammeta.learn.base import Learner
 from streammeta.learn.factory import build_baseline, build_learner, build_segmenter
 from streammeta.metrics.tracker import DETECTION_FIGURES, AdaptationTracker, BoundaryStats
+from streammeta.runtime.keys import KeyedRecords, keyable
 from streammeta.runtime.prequential import predict_then_learn
 from streammeta.runtime.status import SPEEDUP_TASKS, LearnerStatus, PipelineStatus
+from streammeta.runtime.step import Batch, Step
 from streammeta.segment.base import Segmenter
 
-__all__ = ["Batch", "Pipeline", "Step"]
+__all__ = ["Batch", "Pipeline", "Step"]  # Batch and Step: from streammeta.runtime.step
+
+log = logging.getLogger(__name__)
 
 #: Seconds between reads of the learner's own figures when no meta-update happened.
 DESCRIBE_EVERY_S = 1.0
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Decoded records in columns. ``y`` holds 0 where not ``labelled`` (the decoder sees to
-    it, once, so no placeholder reaches a loss); ``task``
-    holds the records' explicit task values (``None`` where absent) or is ``None``;
-    ``concept`` the records' true concept (evaluation only: its changes are the true switches
-    detection delay is measured from) or is ``None``."""
-
-    x: np.ndarray  # [n, d] float32
-    y: np.ndarray  # [n] float32 (regression) or int64 (classes)
-    labelled: np.ndarray  # [n] bool
-    task: np.ndarray | None = None  # [n] object
-    concept: np.ndarray | None = None  # [n] object
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-@dataclass(frozen=True)
-class Step:
-    """What the pipeline did with one batch, per record."""
-
-    y_hat: np.ndarray
-    proba: np.ndarray | None  # [n, classes] for classification
-    loss: np.ndarray  # meta-learner's, NaN where unlabelled
-    baseline_loss: np.ndarray | None
-    baseline_y_hat: np.ndarray | None  # the baseline's predictions, for its accuracy
-    task: np.ndarray  # segment id of each record
-    boundary: np.ndarray  # bool: the record opened a new task
-    model_version: int
-
-    def select(self, which: np.ndarray) -> Step:
-        """The records a boolean mask or an index array picks."""
-        return Step(**{
-            f.name: v[which] if isinstance(v := getattr(self, f.name), np.ndarray) else v
-            for f in fields(self)
-        })  # fmt: skip
 
 
 class Pipeline:
@@ -87,10 +52,14 @@ class Pipeline:
         baseline: Learner | None = None,
         *,
         name: str = "custom",
+        keys: KeyedRecords | None = None,
     ) -> None:
-        """``name`` describes the learner (``maml+metasgd``) in status and metrics."""
+        """``name`` describes the learner (``maml+metasgd``) in status and metrics; ``keys``
+        keeps the state of records that carry a key apart, per key (without it, keys are only
+        echoed)."""
         self.name = name
         self.learner = learner
+        self.keys = keys
         self.baseline = baseline
         self.segmenter = segmenter
         self.tracker = AdaptationTracker()
@@ -105,15 +74,54 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: Config) -> Pipeline:
         c = config.learner
+        learner = build_learner(c)
+        keys = None
+        if c.max_keys and keyable(learner):
+            per_key = config.segment.for_keys()
+            keys = KeyedRecords(learner, c.max_keys, lambda: build_segmenter(per_key))
+        elif c.max_keys:
+            log.warning("algorithm %r keeps no state per key: keys are only echoed", c.algorithm)
         return cls(
-            build_learner(c),
+            learner,
             build_segmenter(config.segment),
             None if c.baseline == "none" else build_baseline(c.baseline, c),
             name=f"{c.algorithm}+{c.optimizer}",
+            keys=keys,
         )
 
     def process(self, batch: Batch) -> Step:
-        """Predict, segment, learn, track one micro-batch."""
+        """Predict, segment, learn, track one micro-batch: records with a key on their key's
+        state (when ``keys``), the others on the shared one."""
+        keyed = None
+        if self.keys is not None and batch.key is not None:
+            keyed = batch.key != None  # noqa: E711 (elementwise)
+        if keyed is None or not keyed.any():
+            return self._process(batch)
+        version = self.learner.model_version
+        parts = (
+            [] if keyed.all() else [(np.flatnonzero(~keyed), self._process(batch.select(~keyed)))]
+        )
+        parts.append((np.flatnonzero(keyed), self._process_keyed(batch.select(keyed), version)))
+        return Step.merge(parts, len(batch))
+
+    def _process_keyed(self, batch: Batch, version: int) -> Step:
+        assert self.keys is not None and batch.key is not None
+        done = self.keys.process(batch)
+        self.records += len(batch)
+        classes = done.output.shape[-1] > 1
+        y_hat = done.prediction.cpu().numpy()
+        return Step(
+            y_hat=y_hat,
+            proba=torch.softmax(done.output, -1).cpu().numpy() if classes else None,
+            loss=done.loss,
+            baseline_loss=None if self.baseline is None else np.full(len(batch), np.nan),
+            baseline_y_hat=None if self.baseline is None else np.zeros_like(y_hat),
+            task=done.task,
+            boundary=done.boundary,
+            model_version=version,
+        )
+
+    def _process(self, batch: Batch) -> Step:
         n = len(batch)
         x = torch.from_numpy(np.ascontiguousarray(batch.x))
         labelled = torch.from_numpy(np.ascontiguousarray(batch.labelled))
@@ -210,7 +218,7 @@ class Pipeline:
             "task": self.task,
             "model_version": self.learner.model_version,
             "meta": self._summary(self.tracker),
-            "learned": self.learner.describe(),
+            "learned": self._described_now(),
         }
         if self.baseline is not None:
             out["baseline"] = self._summary(self.baseline_tracker)
@@ -226,7 +234,7 @@ class Pipeline:
         if learned and (
             updates != self._described[0] or now - self._described[1] >= DESCRIBE_EVERY_S
         ):
-            described = self.learner.describe()
+            described = self._described_now()
             self._described = (updates, now)
         mine = self.tracker
         return PipelineStatus(
@@ -250,6 +258,11 @@ class Pipeline:
             learned=described,
         )
 
+    def _described_now(self) -> dict[str, float]:
+        """The learner's own figures, and the keys' when it keeps state per key."""
+        keys = {} if self.keys is None else self.keys.describe()
+        return {**self.learner.describe(), **keys}
+
     def _summary(self, tracker: AdaptationTracker) -> dict[str, float]:
         figures = tracker.summary()
         if not self.knows_concept:
@@ -266,6 +279,7 @@ class Pipeline:
             "segmenter": self.segmenter.snapshot(),
             "tracker": self.tracker.snapshot(),
             "baseline_tracker": self.baseline_tracker.snapshot(),
+            "keys": None if self.keys is None else self.keys.snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -279,3 +293,5 @@ class Pipeline:
         self.task = int(state.get("task", self.segmenter.task_id))
         self.tracker.restore(state["tracker"])
         self.baseline_tracker.restore(state["baseline_tracker"])
+        if self.keys is not None:
+            self.keys.restore(state.get("keys"))

@@ -74,6 +74,10 @@ class Sensor:
         """The source met ``count`` more passing errors (broker unreachable, timeouts) since the
         last call; its client retries by itself."""
 
+    def on_labels(self, figures: dict[str, float]) -> None:
+        """Labels that came after their records were joined (or not): the cumulative figures of
+        :meth:`~streammeta.runtime.labels.LabelJoin.status`."""
+
     def on_health(self, reachable: bool, trouble: str | None) -> None:
         """Whether a broker connection is up, and why the service cannot make progress
         (broker unreachable, input topic missing), or ``None`` when it can again."""

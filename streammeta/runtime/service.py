@@ -15,6 +15,7 @@ from streammeta.io.decode import Decoder
 from streammeta.io.kafka import open_sink, open_source
 from streammeta.runtime.assignment import OffsetResetError
 from streammeta.runtime.checkpoint import CheckpointStore
+from streammeta.runtime.labels import LabelJoin
 from streammeta.runtime.loop import Service
 from streammeta.runtime.pipeline import Pipeline, Step
 from streammeta.runtime.sensor import Sensor
@@ -75,6 +76,8 @@ def build_service(
         input_topic=k.input_topic,
         output_topic=k.output_topic,
         dlq_topic=k.dlq_topic,
+        label_topic=k.label_topic,
+        labels=LabelJoin(svc.label_window, svc.label_window_seconds),
         poll_max_records=k.poll_max_records,
         checkpoint_records=svc.checkpoint_records,
         checkpoint_seconds=svc.checkpoint_seconds,

@@ -68,7 +68,8 @@ def _wait_for(
 
 def _publish(cfg: KafkaConfig, stop: threading.Event) -> None:
     """SEA records at ``RATE``, the true concept in ``task`` (explicit boundaries) and
-    ``concept`` (detection delay), and one bad message every ``BAD_EVERY``, until ``stop``."""
+    ``concept`` (detection delay), one message in five of three keys, one in five whose labels
+    come in a message of their own, and one bad message every ``BAD_EVERY``, until ``stop``."""
     records = make_stream("sea", task_length=TASK_LENGTH, seed=7).records(1_000_000)
     start = time.monotonic()
     sent = 0
@@ -77,7 +78,14 @@ def _publish(cfg: KafkaConfig, stop: threading.Event) -> None:
             if stop.is_set():
                 break
             chunk = [{**r, "concept": r["task"]} for r in islice(records, BATCH)]
+            if n % 5 == 1:  # records of three keys, each with its own state
+                chunk = [{**r, "key": f"device-{i % 3}"} for i, r in enumerate(chunk)]
+            if n % 5 == 2:  # records whose labels come in the next message
+                late = [{"id": f"late-{n}-{i}", "y": r.pop("y")} for i, r in enumerate(chunk)]
+                chunk = [{**r, "id": label["id"]} for r, label in zip(chunk, late, strict=True)]
             sink.produce(cfg.input_topic, encode(chunk)[0], None)
+            if n % 5 == 2:
+                sink.produce(cfg.input_topic, encode(late)[0], None)
             if n % BAD_EVERY == 0:
                 sink.produce(cfg.input_topic, BAD[(n // BAD_EVERY) % len(BAD)], None)
             sent += BATCH
@@ -164,6 +172,8 @@ def test_dashboard_queries_answer_and_rules_evaluate_on_a_scraped_service(
         'count(streammeta_dead_letters_total{reason=~"malformed_json|feature_count|schema"} > 0)'
         " == 3",
         "count(streammeta_consumer_lag_records) > 0",
+        "streammeta_keys_recovery_samples > 0",
+        "streammeta_labels_joined_total > 0",
         # scraped for longer than the 5 s the annotation's `offset $__interval` looks back
         'count_over_time(up{job="streammeta"}[1m]) > 8',
     ):

@@ -121,6 +121,7 @@ CASES = [  # value (bytes), decoder settings, reason, error type
     (b'{"x": [1, 2], "concept": "\\udc80"}', {}, "bad_string", "UnicodeEncodeError"),
     (b'{"x": [1, 2], "y": "\\ud800"}', {"n_classes": 2, "labels": ["a", "b"]}, "bad_string",
      "UnicodeEncodeError"),
+    (b'{"id": "r1", "y": null}', {}, "schema", "ValueError"),
 ]  # fmt: skip
 
 
@@ -143,7 +144,9 @@ def test_every_bad_record_is_dead_lettered_with_its_reason(
 def test_every_reason_is_covered() -> None:
     # decode_error has no input that triggers it (it is a bug): see the tests below; the
     # service decides processing_error and unproducible (tests/runtime/test_service_faults.py)
+    # (and the label join decides unmatched_label and duplicate_label: tests/runtime/test_labels.py)
     service = {"decode_error", "processing_error", "unproducible"}
+    service |= {"unmatched_label", "duplicate_label"}
     assert {reason for _, _, reason, _ in CASES} | service == set(REASONS)
     assert REASONS[:7] == ("too_large", "malformed_json", "schema", "feature_count",
                            "feature_names", "non_finite", "unknown_label")  # fmt: skip
@@ -328,3 +331,16 @@ def test_the_inferred_feature_order_survives_a_restart() -> None:
     assert fresh.feature_names == ("a", "b")
     with pytest.raises(ValueError, match="another model"):
         fresh.restore({"features": {"names": ["a", "b", "c"]}})
+
+
+def test_a_label_record_without_x_is_label_only() -> None:
+    decoder = Decoder(n_features=2, n_classes=2, labels=["no", "yes"])
+    out = decoder.decode([
+        message({"x": [1, 2], "id": "r1"}, offset=0),
+        message({"id": "r1", "y": "yes", "key": "user-7"}, offset=1),
+        message({"y": "no"}, offset=2),  # no id: an ordinary record missing its x
+    ])  # fmt: skip
+    assert out.records.label_only.tolist() == [False, True]
+    assert out.records.labelled.tolist() == [False, True]
+    assert out.records.y.tolist()[1] == 1 and out.records.key.tolist()[1] == "user-7"
+    assert [d.reason for d in out.dead] == ["schema"]

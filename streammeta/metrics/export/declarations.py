@@ -139,6 +139,12 @@ class ServiceMetrics:
         )
         self.keys_held = gauge("keys_held", "Keys with their own fast weights.")
         self.keys_evicted = counter("keys_evicted", "Keys evicted (least recently used).")
+        self.keys_recovery = gauge(
+            "keys_recovery_samples",
+            "Labelled records a key's task needs to reach the keyed records' loss level, over "
+            "keys' tasks (quantile 0.5 and 0.9).",
+            ["quantile"],
+        )
         # the bank of fast learners and the concept memory
         self.members = gauge("bank_members", "Fast learners alive in the bank.")
         self.leader_age = gauge(
@@ -198,6 +204,20 @@ class ServiceMetrics:
         self.rewinds = counter("rewinds", "Failed deliveries: back to the last checkpoint.")
         self.broker_up = gauge(
             "broker_reachable", "1 while a broker connection is up, 0 while it is not."
+        )
+        self.labels_held = gauge(
+            "labels_waiting", "Records predicted without a label, waiting for it (by id)."
+        )
+        self.labels_joined = counter(
+            "labels_joined", "Labels that came after their record and were joined to it."
+        )
+        self.labels_expired = counter(
+            "labels_expired",
+            "Records whose label did not come within service.label_window (records or seconds).",
+        )
+        self.delayed_accuracy = gauge(
+            "delayed_label_accuracy",
+            "Accuracy of the published predictions whose labels came later, since the start.",
         )
         self.transient_errors = counter(
             "source_transient_errors",

@@ -153,6 +153,9 @@ class PrometheusSensor(Sensor):
         if "keys_held" in figures:
             m.keys_held.set(figures["keys_held"])
             self._count(m.keys_evicted, "keys_evicted", int(figures["keys_evicted"]))
+            if figures.get("keys_tasks_recovered", 0) > 0:
+                m.keys_recovery.labels("0.5").set(figures["keys_recovery_samples_median"])
+                m.keys_recovery.labels("0.9").set(figures["keys_recovery_samples_p90"])
         if "members_alive" in figures:
             m.members.set(figures["members_alive"])
             m.leader_age.set(figures["leader_age"])
@@ -215,6 +218,14 @@ class PrometheusSensor(Sensor):
 
     def on_transient_errors(self, count: int) -> None:
         self.metrics.transient_errors.inc(count)
+
+    def on_labels(self, figures: dict[str, float]) -> None:
+        m = self.metrics
+        m.labels_held.set(figures["labels_held"])
+        self._count(m.labels_joined, "labels_joined", figures["labels_joined"])
+        self._count(m.labels_expired, "labels_expired", figures["labels_expired"])
+        if figures["delayed_accuracy"] == figures["delayed_accuracy"]:  # not NaN
+            m.delayed_accuracy.set(figures["delayed_accuracy"])
 
     def on_health(self, reachable: bool, trouble: str | None) -> None:
         self.readiness.trouble = trouble

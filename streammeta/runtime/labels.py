@@ -1,0 +1,293 @@
+"""Labels that arrive after their records: a record without ``y`` is predicted and published at
+once and its features wait in a bounded store, by ``id``; a later label record
+``{"id": ..., "y": ...}`` (no ``x``) joins it, and the pair is learned from then.
+
+The store holds at most ``window`` records for at most ``window_seconds`` each (the oldest
+expire first, counted); a label whose id is unknown or expired is ``unmatched_label``, a second
+label for an id already joined ``duplicate_label`` (ids joined or expired are remembered for
+``REMEMBER`` windows). A label may also come before its record (Kafka orders one partition
+only): it waits in the same window for its record, and is ``unmatched_label`` if it expires
+(its dead letter goes out at the next poll that brings records). The published prediction of a
+joined record is scored against its label then (``hits``, ``loss_sum``: what the users saw,
+not what the learner predicts now). Everything here is in the checkpoint: a kill between a
+prediction and its label loses neither.
+
+The learner learns a joined record when its label comes, with the weights of then: the
+segmenter and the adaptation tracker read that step's loss, in the order labels arrive.
+
+>>> import numpy as np
+>>> from streammeta.io.decode import Decoder
+>>> from streammeta.io.base import RawMessage
+>>> dec = Decoder(n_features=1, n_classes=2)
+>>> msgs = [b'{"x": [3], "id": "a"}', b'{"id": "a", "y": 1}', b'{"id": "a", "y": 0}']
+>>> recs = dec.decode([RawMessage("in", 0, i, None, v, (), 0) for i, v in enumerate(msgs)]).records
+>>> join = LabelJoin(window=10)
+>>> join.hold(recs.select(np.array([0])), y_hat=np.array([1]), proba=np.array([[0.2, 0.8]]))
+>>> joined, dead = join.join(recs.select(np.array([1, 2])))
+>>> joined.x.tolist(), joined.y.tolist(), [(d.offset, d.reason) for d in dead], join.hits
+([[3.0]], [1], [(2, 'duplicate_label')], 1)
+>>> _ = join.join(recs.select(np.array([1])).replace_id("b"))  # before its record: it waits
+>>> join.hold(recs.select(np.array([0])).replace_id("b"), np.array([0]), np.array([[0.9, 0.1]]))
+>>> joined, _ = join.join(recs.select(np.array([], dtype=int)))  # now its record came
+>>> joined.id.tolist(), join.joined, join.hits
+(['b'], 2, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streammeta.io.base import RawMessage
+from streammeta.io.records import DeadLetter, Records
+
+__all__ = ["LabelJoin"]
+
+#: ids of records joined or expired are remembered this many windows (to tell a duplicate or a
+#: late label from one that came before its record)
+REMEMBER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A record waiting for its label: its columns (one row each) and its published
+    prediction."""
+
+    row: dict[str, Any]  # plain Python values: a checkpoint loads them without pickle
+    y_hat: float
+    proba: list[float] | None
+    since: float  # wall-clock seconds when it was held
+
+
+class LabelJoin:
+    """Records waiting for their labels, by id (see the module docstring)."""
+
+    def __init__(self, window: int = 100_000, window_seconds: float = 86_400.0) -> None:
+        if window < 0 or window_seconds <= 0:
+            raise ValueError(
+                f"window={window!r}, window_seconds={window_seconds!r}: need window >= 0 and "
+                "window_seconds > 0"
+            )
+        self.window, self.window_seconds = window, window_seconds
+        self._held: OrderedDict[str, _Held] = OrderedDict()  # oldest first
+        self._joined: OrderedDict[str, None] = OrderedDict()  # ids joined, for duplicates
+        self._gone: OrderedDict[str, None] = OrderedDict()  # ids of records expired
+        self._early: OrderedDict[str, dict[str, Any]] = OrderedDict()  # labels before records
+        self._ready: list[str] = []  # early labels whose records came
+        self._letters: list[DeadLetter] = []  # early labels expired, for the next join
+        self._dtypes: dict[str, str] = {}  # of the early labels' columns
+        self.joined = self.expired = self.hits = self.scored = 0
+        self.loss_sum = 0.0
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
+    def waiting(self) -> bool:
+        """Labels that came before their records and can be joined now, or expired."""
+        return bool(self._ready or self._letters)
+
+    def hold(self, r: Records, y_hat: np.ndarray, proba: np.ndarray | None) -> None:
+        """Keep the unlabelled records of ``r`` (not labels themselves) with their published
+        predictions."""
+        if not self.window:
+            return
+        now = time.time()
+        wait = np.flatnonzero(~r.labelled & ~r.label_only)
+        for i in wait.tolist():
+            row = {name: getattr(r, name)[i] for name in ("key", "task", "concept")}
+            row |= {"x": r.x[i].tolist(), "ts": float(r.ts[i])}
+            ident = str(r.id[i])
+            self._held.pop(ident, None)  # a repeated id: the newer record is the one waited for
+            self._held[ident] = _Held(
+                row, float(y_hat[i]), None if proba is None else proba[i].tolist(), now
+            )
+            self._joined.pop(ident, None)
+            if ident in self._early:
+                self._ready.append(ident)
+        self.expire(now)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop what waited too long or does not fit in the window (counted as expired)."""
+        now = time.time() if now is None else now
+        while self._held and (
+            len(self._held) > self.window
+            or now - next(iter(self._held.values())).since > self.window_seconds
+        ):
+            ident, _ = self._held.popitem(last=False)
+            self._gone[ident] = None
+            self.expired += 1
+        for ids in (self._joined, self._gone):
+            while len(ids) > max(REMEMBER * self.window, 1000):
+                ids.popitem(last=False)
+        while self._early and (
+            len(self._early) > self.window
+            or now - next(iter(self._early.values()))["since"] > self.window_seconds
+        ):
+            _, row = self._early.popitem(last=False)
+            index = int(row["index"])
+            self._letters.append(DeadLetter(
+                row["value"], row["message_key"], "unmatched_label", "LookupError",
+                str(self.why("unmatched_label")), str(row["topic"]), int(row["partition"]),
+                int(row["offset"]), index if index >= 0 else None,
+            ))  # fmt: skip
+
+    def join(
+        self, labels: Records, messages: Sequence[RawMessage] = ()
+    ) -> tuple[Records, list[DeadLetter]]:
+        """The records ``labels`` complete (labelled, at the labels' positions), with those
+        completed by earlier labels whose records came since; dead letters (with their message
+        from ``messages``, the poll) for the labels that complete none and cannot wait, and for
+        early labels whose wait expired."""
+        self.expire()
+        ready = [self._early.pop(ident) for ident in self._ready if ident in self._early]
+        self._ready = []
+        if ready:
+            labels = Records.concat([self._labels_of(ready, labels), labels])
+        rows, keep, letters = [], [], []
+        for i, ident in enumerate(str(v) for v in labels.id.tolist()):
+            held = self._held.pop(ident, None)
+            if held is not None:
+                self._joined[ident] = None
+                self._score(held, labels.y[i])
+                rows.append(held.row)
+                keep.append(i)
+            elif ident in self._joined or ident in self._early:
+                letters.append(self._letter(labels, i, "duplicate_label", messages))
+            elif ident in self._gone or not self.window:
+                letters.append(self._letter(labels, i, "unmatched_label", messages))
+            else:  # its record may come later (another partition or topic)
+                self._early[ident] = self._early_row(labels, i, messages)
+        self.joined += len(keep)
+        self.expire()
+        letters += self._letters
+        self._letters = []
+        return self._completed(labels.select(np.array(keep, dtype=np.int64)), rows), letters
+
+    @staticmethod
+    def _completed(labels: Records, rows: list[dict[str, Any]]) -> Records:
+        """``labels`` with the features, key, task and concept of their records."""
+        if not rows:
+            return labels
+        objects = {
+            k: np.array([row[k] for row in rows] + [None], dtype=object)[:-1]
+            for k in ("key", "task", "concept")
+        }
+        return dataclasses.replace(
+            labels,
+            x=np.array([row["x"] for row in rows], dtype=labels.x.dtype),
+            ts=np.array([row["ts"] for row in rows], dtype=np.float64),
+            label_only=np.zeros(len(rows), dtype=bool),
+            **objects,
+        )
+
+    def _early_row(self, labels: Records, i: int, messages: Sequence[RawMessage]) -> dict[str, Any]:
+        """A label that came before its record, in plain values (checkpointed), with its
+        message for the dead letter should its record never come."""
+        row = {f.name: getattr(labels, f.name)[i] for f in dataclasses.fields(labels)}
+        row = {
+            k: v.tolist() if isinstance(v, np.ndarray | np.generic) else v for k, v in row.items()
+        }
+        self._dtypes = {
+            f.name: str(getattr(labels, f.name).dtype) for f in dataclasses.fields(labels)
+        }
+        m = _message(labels, i, messages)
+        return row | {"since": time.time(), "value": m[0], "message_key": m[1]}
+
+    def _labels_of(self, rows: list[dict[str, Any]], like: Records) -> Records:
+        """Early labels back as label records (columns of ``like``'s fields)."""
+        columns = {}
+        for f in dataclasses.fields(like):
+            values, dtype = [row[f.name] for row in rows], self._dtypes[f.name]
+            if dtype == "object":  # a None at the end keeps a list value from becoming an axis
+                columns[f.name] = np.array([*values, None], dtype=object)[:-1]
+            else:
+                columns[f.name] = np.array(values, dtype=dtype)
+        return Records(**columns)
+
+    def _letter(
+        self, labels: Records, i: int, reason: str, messages: Sequence[RawMessage]
+    ) -> DeadLetter:
+        value, key = _message(labels, i, messages)
+        index = int(labels.index[i])
+        return DeadLetter(
+            value, key, reason, "LookupError", str(self.why(reason)), str(labels.topic[i]),
+            int(labels.partition[i]), int(labels.offset[i]), index if index >= 0 else None,
+        )  # fmt: skip
+
+    @staticmethod
+    def why(reason: str) -> LookupError:
+        """The error a rejected label's dead letter carries."""
+        if reason == "duplicate_label":
+            return LookupError("a label for this id was joined already: one label per record")
+        return LookupError(
+            "no record waits for this id: unknown, or it waited longer than service.label_window "
+            "records or service.label_window_seconds (produce the label with the record's "
+            "message key, so that both reach the same consumer)"
+        )
+
+    def _score(self, held: _Held, y: Any) -> None:
+        """The published prediction against its label: a hit (classes) and the loss."""
+        self.scored += 1
+        if held.proba is None:
+            self.loss_sum += (held.y_hat - float(y)) ** 2
+            return
+        self.hits += int(held.y_hat == int(y))
+        self.loss_sum -= math.log(max(float(held.proba[int(y)]), 1e-12))
+
+    def status(self) -> dict[str, float]:
+        """Counts, and the published predictions' accuracy and mean loss over the labels
+        joined (NaN before one)."""
+        scored = self.scored or math.nan
+        return {
+            "labels_held": float(self.held),
+            "labels_joined": float(self.joined),
+            "labels_expired": float(self.expired),
+            "delayed_accuracy": self.hits / scored,
+            "delayed_loss": self.loss_sum / scored,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "held": [(k, h.row, h.y_hat, h.proba, h.since) for k, h in self._held.items()],
+            "joined": list(self._joined),
+            "gone": list(self._gone),
+            "early": list(self._early.items()),
+            "ready": list(self._ready),
+            "dtypes": dict(self._dtypes),
+            "counts": (self.joined, self.expired, self.hits, self.scored, self.loss_sum),
+        }
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        self._held.clear()
+        self._joined.clear()
+        self._gone.clear()
+        self._early.clear()
+        self._ready, self._letters = [], []
+        if not state:  # a checkpoint from before labels could wait
+            return
+        for ident, row, y_hat, proba, since in state["held"]:
+            self._held[ident] = _Held(row, y_hat, proba, since)
+        self._joined.update(dict.fromkeys(state["joined"]))
+        self._gone.update(dict.fromkeys(state.get("gone", [])))
+        self._early.update(state.get("early", []))
+        self._ready, self._dtypes = list(state.get("ready", [])), dict(state.get("dtypes", {}))
+        self.joined, self.expired, self.hits, self.scored, self.loss_sum = state["counts"]
+
+
+def _message(
+    labels: Records, i: int, messages: Sequence[RawMessage]
+) -> tuple[bytes | None, bytes | None]:
+    """The value and key of the message that carried label ``i`` (``None`` if not in
+    ``messages``)."""
+    where = (str(labels.topic[i]), int(labels.partition[i]), int(labels.offset[i]))
+    m = next((m for m in messages if (m.topic, m.partition, m.offset) == where), None)
+    return (None, None) if m is None else (m.value, m.key)

@@ -51,6 +51,8 @@ bench: setup peers
 	$(VENV)/bin/streammeta bench adaptation --out $(OUT)/adaptation
 	$(VENV)/bin/streammeta bench batch-sizes --out $(OUT)/batch-sizes
 	$(VENV)/bin/streammeta bench throughput --out $(OUT)/throughput
+	$(VENV)/bin/streammeta bench keys --out $(OUT)/keys
+	$(VENV)/bin/streammeta bench late-labels --out $(OUT)/late-labels
 
 bench-quick: setup peers
 	$(VENV)/bin/streammeta bench adaptation --quick --out $(OUT)/adaptation-quick

@@ -70,7 +70,7 @@ def _run(
     start = time.monotonic()
     for k in range(kills):
         proc = start_service(cfg, checkpoints, *extra)
-        time.sleep(rng.uniform(4.0, 10.0))
+        time.sleep(rng.uniform(6.0, 20.0))  # start-up takes 3 to 5 s
         proc.kill()
         proc.wait()
         log(f"  kill {k + 1}/{kills}: checkpoint at {_state(checkpoints)[0]:,} records")

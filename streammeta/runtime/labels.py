@@ -5,9 +5,10 @@ once and its features wait in a bounded store, by ``id``; a later label record
 The store holds at most ``window`` records for at most ``window_seconds`` each (the oldest
 expire first, counted); a label whose id is unknown or expired is ``unmatched_label``, a second
 label for an id already joined ``duplicate_label`` (ids joined or expired are remembered for
-``REMEMBER`` windows). A label may also come before its record (Kafka orders one partition
-only): it waits in the same window for its record, and is ``unmatched_label`` if it expires
-(its dead letter goes out at the next poll that brings records). The published prediction of a
+``REMEMBER`` windows). A label on a topic of its own (``early_topics``) may come before its
+record (Kafka orders one partition, not two topics): it waits in the same window for its record,
+and is ``unmatched_label`` if it expires (its dead letter goes out at the next poll that brings
+records). The published prediction of a
 joined record is scored against its label then (``hits``, ``loss_sum``: what the users saw,
 not what the learner predicts now). Everything here is in the checkpoint: a kill between a
 prediction and its label loses neither.
@@ -21,7 +22,7 @@ segmenter and the adaptation tracker read that step's loss, in the order labels 
 >>> dec = Decoder(n_features=1, n_classes=2)
 >>> msgs = [b'{"x": [3], "id": "a"}', b'{"id": "a", "y": 1}', b'{"id": "a", "y": 0}']
 >>> recs = dec.decode([RawMessage("in", 0, i, None, v, (), 0) for i, v in enumerate(msgs)]).records
->>> join = LabelJoin(window=10)
+>>> join = LabelJoin(window=10, early_topics=["in"])  # labels on "in" may precede records
 >>> join.hold(recs.select(np.array([0])), y_hat=np.array([1]), proba=np.array([[0.2, 0.8]]))
 >>> joined, dead = join.join(recs.select(np.array([1, 2])))
 >>> joined.x.tolist(), joined.y.tolist(), [(d.offset, d.reason) for d in dead], join.hits
@@ -69,13 +70,24 @@ class _Held:
 class LabelJoin:
     """Records waiting for their labels, by id (see the module docstring)."""
 
-    def __init__(self, window: int = 100_000, window_seconds: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        window: int = 100_000,
+        window_seconds: float = 86_400.0,
+        *,
+        early_topics: Sequence[str] = (),
+    ) -> None:
+        """``early_topics``: topics whose labels may come before their records (a label topic
+        of its own: Kafka orders one partition, not two topics); a label with an unknown id
+        from any other topic (the records' own partition, where its record came first) is
+        unmatched at once."""
         if window < 0 or window_seconds <= 0:
             raise ValueError(
                 f"window={window!r}, window_seconds={window_seconds!r}: need window >= 0 and "
                 "window_seconds > 0"
             )
         self.window, self.window_seconds = window, window_seconds
+        self.early_topics = frozenset(early_topics)
         self._held: OrderedDict[str, _Held] = OrderedDict()  # oldest first
         self._joined: OrderedDict[str, None] = OrderedDict()  # ids joined, for duplicates
         self._gone: OrderedDict[str, None] = OrderedDict()  # ids of records expired
@@ -162,7 +174,11 @@ class LabelJoin:
                 keep.append(i)
             elif ident in self._joined or ident in self._early:
                 letters.append(self._letter(labels, i, "duplicate_label", messages))
-            elif ident in self._gone or not self.window:
+            elif (
+                ident in self._gone
+                or not self.window
+                or str(labels.topic[i]) not in self.early_topics
+            ):
                 letters.append(self._letter(labels, i, "unmatched_label", messages))
             else:  # its record may come later (another partition or topic)
                 self._early[ident] = self._early_row(labels, i, messages)

@@ -77,7 +77,11 @@ def build_service(
         output_topic=k.output_topic,
         dlq_topic=k.dlq_topic,
         label_topic=k.label_topic,
-        labels=LabelJoin(svc.label_window, svc.label_window_seconds),
+        labels=LabelJoin(
+            svc.label_window,
+            svc.label_window_seconds,
+            early_topics=[k.label_topic] if k.label_topic else [],
+        ),
         poll_max_records=k.poll_max_records,
         checkpoint_records=svc.checkpoint_records,
         checkpoint_seconds=svc.checkpoint_seconds,

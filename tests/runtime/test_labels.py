@@ -98,19 +98,27 @@ def test_unknown_and_second_labels_are_dead_letters_with_their_reason(tmp_path: 
     sink = MemorySink()
     service = _service(MemorySource("in", [values]), sink, tmp_path, LabelJoin(window=3))
     service.run(idle_exit=0.05)
-    # a label may come before its record (another partition or topic): it waits, within the
-    # window; the fourth unknown one pushed the first out
-    assert _reasons(sink) == Counter({"duplicate_label": 1, "unmatched_label": 1})
-    letter = next(h for _, _, h in sink.sent["dlq"] if b"unmatched" in dict(h)["streammeta.reason"])
-    assert dict(letter)["streammeta.offset"] == b"3"
-    assert [v for v, _, _ in sink.sent["dlq"]][-1] == values[3]  # the original message
+    assert _reasons(sink) == Counter({"duplicate_label": 1, "unmatched_label": 4})
+    letters = [(dict(h)["streammeta.offset"], v) for v, _, h in sink.sent["dlq"]]
+    assert letters == [(str(i).encode(), values[i]) for i in range(2, 7)]  # original messages
     assert list(_predictions(sink)) == ["a"]
+
+
+def test_labels_of_a_topic_of_their_own_may_come_first_and_wait(tmp_path: Path) -> None:
+    """On a label topic (``early_topics``), a label may come before its record: it waits within
+    the window; the fourth unknown one pushes the first out."""
+    values = [*(b'{"id": "nobody-%d", "y": 1}' % i for i in range(4))]
+    sink = MemorySink()
+    labels = LabelJoin(window=3, early_topics=["in"])
+    _service(MemorySource("in", [values]), sink, tmp_path, labels).run(idle_exit=0.05)
+    assert _reasons(sink) == Counter({"unmatched_label": 1})
+    assert [v for v, _, _ in sink.sent["dlq"]] == [values[0]]  # the original message
 
 
 def test_a_label_before_its_record_waits_for_it(tmp_path: Path) -> None:
     values = [b'{"id": "a", "y": 1}', b'{"x": [1, 2, 3], "id": "a"}', b'{"x": [1, 2, 3]}']
     sink = MemorySink()
-    service = _service(MemorySource("in", [values]), sink, tmp_path)
+    service = _service(MemorySource("in", [values]), sink, tmp_path, LabelJoin(early_topics=["in"]))
     service.run(idle_exit=0.05)
     assert not sink.sent.get("dlq")
     assert service.labels.status()["labels_joined"] == 1

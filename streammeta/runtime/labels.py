@@ -36,7 +36,6 @@ segmenter and the adaptation tracker read that step's loss, in the order labels 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections import OrderedDict
@@ -48,6 +47,7 @@ import numpy as np
 
 from streammeta.io.base import RawMessage
 from streammeta.io.records import DeadLetter, Records
+from streammeta.runtime.label_rows import as_records, as_row, completed, dtypes_of, letter
 
 __all__ = ["LabelJoin"]
 
@@ -145,12 +145,7 @@ class LabelJoin:
             or now - next(iter(self._early.values()))["since"] > self.window_seconds
         ):
             _, row = self._early.popitem(last=False)
-            index = int(row["index"])
-            self._letters.append(DeadLetter(
-                row["value"], row["message_key"], "unmatched_label", "LookupError",
-                str(self.why("unmatched_label")), str(row["topic"]), int(row["partition"]),
-                int(row["offset"]), index if index >= 0 else None,
-            ))  # fmt: skip
+            self._letters.append(letter(row, "unmatched_label"))
 
     def join(
         self, labels: Records, messages: Sequence[RawMessage] = ()
@@ -163,7 +158,7 @@ class LabelJoin:
         ready = [self._early.pop(ident) for ident in self._ready if ident in self._early]
         self._ready = []
         if ready:
-            labels = Records.concat([self._labels_of(ready, labels), labels])
+            labels = Records.concat([as_records(ready, self._dtypes, labels), labels])
         rows, keep, letters = [], [], []
         for i, ident in enumerate(str(v) for v in labels.id.tolist()):
             held = self._held.pop(ident, None)
@@ -173,82 +168,21 @@ class LabelJoin:
                 rows.append(held.row)
                 keep.append(i)
             elif ident in self._joined or ident in self._early:
-                letters.append(self._letter(labels, i, "duplicate_label", messages))
+                letters.append(letter(as_row(labels, i, messages), "duplicate_label"))
             elif (
                 ident in self._gone
                 or not self.window
                 or str(labels.topic[i]) not in self.early_topics
             ):
-                letters.append(self._letter(labels, i, "unmatched_label", messages))
+                letters.append(letter(as_row(labels, i, messages), "unmatched_label"))
             else:  # its record may come later (another partition or topic)
-                self._early[ident] = self._early_row(labels, i, messages)
+                self._early[ident] = as_row(labels, i, messages) | {"since": time.time()}
+                self._dtypes = dtypes_of(labels)
         self.joined += len(keep)
         self.expire()
         letters += self._letters
         self._letters = []
-        return self._completed(labels.select(np.array(keep, dtype=np.int64)), rows), letters
-
-    @staticmethod
-    def _completed(labels: Records, rows: list[dict[str, Any]]) -> Records:
-        """``labels`` with the features, key, task and concept of their records."""
-        if not rows:
-            return labels
-        objects = {
-            k: np.array([row[k] for row in rows] + [None], dtype=object)[:-1]
-            for k in ("key", "task", "concept")
-        }
-        return dataclasses.replace(
-            labels,
-            x=np.array([row["x"] for row in rows], dtype=labels.x.dtype),
-            ts=np.array([row["ts"] for row in rows], dtype=np.float64),
-            label_only=np.zeros(len(rows), dtype=bool),
-            **objects,
-        )
-
-    def _early_row(self, labels: Records, i: int, messages: Sequence[RawMessage]) -> dict[str, Any]:
-        """A label that came before its record, in plain values (checkpointed), with its
-        message for the dead letter should its record never come."""
-        row = {f.name: getattr(labels, f.name)[i] for f in dataclasses.fields(labels)}
-        row = {
-            k: v.tolist() if isinstance(v, np.ndarray | np.generic) else v for k, v in row.items()
-        }
-        self._dtypes = {
-            f.name: str(getattr(labels, f.name).dtype) for f in dataclasses.fields(labels)
-        }
-        m = _message(labels, i, messages)
-        return row | {"since": time.time(), "value": m[0], "message_key": m[1]}
-
-    def _labels_of(self, rows: list[dict[str, Any]], like: Records) -> Records:
-        """Early labels back as label records (columns of ``like``'s fields)."""
-        columns = {}
-        for f in dataclasses.fields(like):
-            values, dtype = [row[f.name] for row in rows], self._dtypes[f.name]
-            if dtype == "object":  # a None at the end keeps a list value from becoming an axis
-                columns[f.name] = np.array([*values, None], dtype=object)[:-1]
-            else:
-                columns[f.name] = np.array(values, dtype=dtype)
-        return Records(**columns)
-
-    def _letter(
-        self, labels: Records, i: int, reason: str, messages: Sequence[RawMessage]
-    ) -> DeadLetter:
-        value, key = _message(labels, i, messages)
-        index = int(labels.index[i])
-        return DeadLetter(
-            value, key, reason, "LookupError", str(self.why(reason)), str(labels.topic[i]),
-            int(labels.partition[i]), int(labels.offset[i]), index if index >= 0 else None,
-        )  # fmt: skip
-
-    @staticmethod
-    def why(reason: str) -> LookupError:
-        """The error a rejected label's dead letter carries."""
-        if reason == "duplicate_label":
-            return LookupError("a label for this id was joined already: one label per record")
-        return LookupError(
-            "no record waits for this id: unknown, or it waited longer than service.label_window "
-            "records or service.label_window_seconds (produce the label with the record's "
-            "message key, so that both reach the same consumer)"
-        )
+        return completed(labels.select(np.array(keep, dtype=np.int64)), rows), letters
 
     def _score(self, held: _Held, y: Any) -> None:
         """The published prediction against its label: a hit (classes) and the loss."""
@@ -297,13 +231,3 @@ class LabelJoin:
         self._early.update(state.get("early", []))
         self._ready, self._dtypes = list(state.get("ready", [])), dict(state.get("dtypes", {}))
         self.joined, self.expired, self.hits, self.scored, self.loss_sum = state["counts"]
-
-
-def _message(
-    labels: Records, i: int, messages: Sequence[RawMessage]
-) -> tuple[bytes | None, bytes | None]:
-    """The value and key of the message that carried label ``i`` (``None`` if not in
-    ``messages``)."""
-    where = (str(labels.topic[i]), int(labels.partition[i]), int(labels.offset[i]))
-    m = next((m for m in messages if (m.topic, m.partition, m.offset) == where), None)
-    return (None, None) if m is None else (m.value, m.key)

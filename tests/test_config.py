@@ -335,6 +335,7 @@ def test_describe_fields_covers_every_field() -> None:
         "service",
         "demo",
         "metrics",
+        "meta",
         "log",
     ]
 

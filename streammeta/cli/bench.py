@@ -67,6 +67,19 @@ BENCHMARKS: tuple[Command, ...] = (
         run=bench_data.late_labels,
     ),
     Command(
+        "scale-out",
+        help="one instance against two that share their meta-state and two that do not, on "
+        "the same four-partition topic: post-boundary loss",
+        description="On the embedded broker with `streammeta run`: a sinusoid stream whose "
+        "tasks are spread over four partitions (by message key), learned by one instance "
+        "reading all four, by two instances in one group sharing their meta-parameters on "
+        "kafka.meta_topic, and by two that do not share. Reports the post-boundary loss (the "
+        "first 20 records of each task) of the published predictions for each. Writes "
+        "summary.json.",
+        arguments=bench_data.scale_out_arguments,
+        run=bench_data.scale_out,
+    ),
+    Command(
         "throughput",
         help="records/s of the learner at batch 1/32/256 and ms per meta-update",
         description="Measures the prequential learner's records/s at batch sizes 1, 32 and 256 "

@@ -1,6 +1,6 @@
-"""``streammeta bench keys`` and ``bench late-labels``: the data shapes of production topics,
-many keys on one stream and labels that arrive after their records. The benchmarks are
-imported when one runs."""
+"""``streammeta bench keys``, ``bench late-labels`` and ``bench scale-out``: production topics,
+with many keys on one stream, labels that arrive after their records, and more than one
+instance in a group. The benchmarks are imported when one runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import argparse
 from streammeta.cli.options import add_out
 from streammeta.config import Config
 
-__all__ = ["keys", "keys_arguments", "late_labels", "late_labels_arguments"]
+__all__ = [
+    "keys",
+    "keys_arguments",
+    "late_labels",
+    "late_labels_arguments",
+    "scale_out",
+    "scale_out_arguments",
+]
 
 
 def keys_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,3 +85,24 @@ def late_labels(config: Config, args: argparse.Namespace) -> int:
     )  # fmt: skip
     ok = summary["every_record_predicted"] and summary["every_label_joined_or_dead_lettered"]
     return 0 if ok else 1
+
+
+def scale_out_arguments(parser: argparse.ArgumentParser) -> None:
+    add_out(parser, "summary.json")
+    parser.add_argument("--records", type=int, default=24_000, help="records (default 24,000)")
+    parser.add_argument("--task-length", type=int, default=100, help="records a task (default 100)")
+    parser.add_argument(
+        "--sync-seconds", type=float, default=2.0, help="meta.sync_seconds (default 2)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
+
+
+def scale_out(config: Config, args: argparse.Namespace) -> int:
+    from streammeta.bench.scale_out import run_scale_out
+
+    run_scale_out(
+        args.out, records=args.records, task_length=args.task_length,
+        sync_seconds=args.sync_seconds, seed=args.seed,
+    )  # fmt: skip
+    print(f"results: {args.out / 'summary.json'}")
+    return 0

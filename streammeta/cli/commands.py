@@ -64,7 +64,7 @@ COMMANDS: tuple[Command, ...] = (
             *LOGGING,
         ),
         arguments=service.run_arguments,
-        sections=("learner", "segment", "kafka", "service", "metrics", "log"),
+        sections=("learner", "segment", "kafka", "service", "metrics", "meta", "log"),
         run=service.run,
         loop=True,
     ),

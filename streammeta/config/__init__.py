@@ -38,6 +38,7 @@ from streammeta.config.service import (
     DemoConfig,
     KafkaConfig,
     LogConfig,
+    MetaConfig,
     MetricsConfig,
     ServiceConfig,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "KafkaConfig",
     "LearnerConfig",
     "LogConfig",
+    "MetaConfig",
     "MetricsConfig",
     "SegmentConfig",
     "ServiceConfig",

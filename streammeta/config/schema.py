@@ -17,6 +17,7 @@ from streammeta.config.service import (
     DemoConfig,
     KafkaConfig,
     LogConfig,
+    MetaConfig,
     MetricsConfig,
     ServiceConfig,
 )
@@ -36,6 +37,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

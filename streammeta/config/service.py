@@ -76,6 +76,12 @@ class KafkaConfig(Section):
     input_topic: str = setting("streammeta.records", "topic the records are read from")
     output_topic: str = setting("streammeta.predictions", "topic predictions are written to")
     dlq_topic: str = setting("streammeta.dead-letters", "topic bad records are written to")
+    meta_topic: str = setting(
+        "",
+        "topic on which the instances of the group share their meta-parameters (create it "
+        "compacted: cleanup.policy=compact, keyed by instance); empty: each instance "
+        "meta-learns alone",
+    )
     label_topic: str = setting(
         "",
         'topic of labels that arrive after their records ({"id": ..., "y": ...}), read '
@@ -172,6 +178,25 @@ class MetricsConfig(Section):
     )
     stale_seconds: float = setting(
         300.0, "/readyz fails when processed records wait longer than this for a checkpoint", gt=0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MetaConfig(Section):
+    """Sharing the meta-learner with the other instances of the consumer group, through
+    ``kafka.meta_topic`` (off while it is empty)."""
+
+    SECTION: ClassVar[str] = "meta"
+    sync_seconds: float = setting(
+        30.0,
+        "seconds between publishing this instance's meta-parameters to kafka.meta_topic and "
+        "merging the other instances' (averaged, weighted by the tasks each learned since)",
+        gt=0,
+    )
+    instance: str = setting(
+        "",
+        "this instance's name on the meta topic (its message key); empty: host name and "
+        "checkpoint directory, stable across restarts",
     )
 
 

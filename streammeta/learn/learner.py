@@ -164,6 +164,15 @@ class MetaLearner(MetaTrained, FastWeightLearner):
             self._version, published = taken
             self.meta.load_state_dict(published)
 
+    def adopt_meta(self, state: dict[str, Tensor]) -> None:
+        """Serve and meta-train from ``state`` (meta-parameters merged with other instances');
+        the meta-optimizer's moments stay."""
+        worker = self._worker
+        with nullcontext() if worker is None else worker.busy:
+            self.meta.load_state_dict(state)
+            if worker is not None:
+                worker.load(state)
+
     def finish_meta_updates(self) -> None:
         """Wait for the background meta-update in flight, if any, and take what it published."""
         if self._worker is not None:

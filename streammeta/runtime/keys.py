@@ -29,6 +29,7 @@ pays nothing for it) and bounded by ``max_keys``, least recently used evicted.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ from streammeta.runtime.step import Batch
 from streammeta.segment.base import Segmenter
 
 __all__ = ["KeyedRecords", "KeyedStep", "keyable"]
+
+log = logging.getLogger(__name__)
 
 
 def keyable(learner: Learner) -> bool:
@@ -166,6 +169,11 @@ class KeyedRecords:
         return {**self._keyed.snapshot(), "recovery": self.recovery.snapshot()}
 
     def restore(self, state: dict[str, Any] | None) -> None:
+        if state is not None and len(state["keys"]) > self.max_keys:
+            held = len(state["keys"])
+            log.warning("the checkpoint holds %d keys, more than learner.max_keys = %d: keys "
+                        "start again from the initialization", held, self.max_keys)  # fmt: skip
+            state = None
         self._keyed, self._saved = None, state
         self.recovery = KeyRecovery(max_keys=self.max_keys)
         if state is not None:

@@ -32,6 +32,7 @@ from streammeta.runtime.checkpoint import CheckpointStore, Offsets
 from streammeta.runtime.checkpointing import Checkpoints
 from streammeta.runtime.health import TICK_S, Watch
 from streammeta.runtime.labels import LabelJoin
+from streammeta.runtime.metasync import MetaSync
 from streammeta.runtime.output import Output
 from streammeta.runtime.pipeline import Batch, Pipeline, Step
 from streammeta.runtime.sensor import Sensor
@@ -111,6 +112,7 @@ class Service(RebalanceListener):
             stats=self.stats, sensor=self.sensor, labels=self.labels,
         )  # fmt: skip
         self._stop = False
+        self.meta_sync: MetaSync | None = None  # sharing meta-state with the group (opt-in)
         self.assignment.forget(self.checkpoints.restore())
 
     @property
@@ -183,6 +185,8 @@ class Service(RebalanceListener):
             left = self.grace.remaining()
             self.source.close(timeout_s=max(left or 0.0, 1.0))
             self.sink.close(timeout_s=max(left or 0.0, 1.0))
+            if self.meta_sync is not None:
+                self.meta_sync.close()
             self.grace.done()
         return self.stats
 
@@ -212,6 +216,8 @@ class Service(RebalanceListener):
         """The poll is done: status and stop checks, then a checkpoint when due."""
         if self.on_batch is not None:
             self.on_batch(self, None)
+        if self.meta_sync is not None:
+            self.meta_sync.tick()
         self.checkpoints.maybe(
             caught_up=not polled and not self.source.paused(),
             every_records=self.checkpoint_records,

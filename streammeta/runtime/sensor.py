@@ -74,6 +74,10 @@ class Sensor:
         """The source met ``count`` more passing errors (broker unreachable, timeouts) since the
         last call; its client retries by itself."""
 
+    def on_meta_sync(self, figures: dict[str, float]) -> None:
+        """A meta-state sync with the group ran: :meth:`~streammeta.runtime.metasync.MetaSync.
+        status`'s cumulative figures."""
+
     def on_labels(self, figures: dict[str, float]) -> None:
         """Labels that came after their records were joined (or not): the cumulative figures of
         :meth:`~streammeta.runtime.labels.LabelJoin.status`."""

@@ -8,15 +8,19 @@ errors too.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 
 from streammeta.config import Config
 from streammeta.io.decode import Decoder
-from streammeta.io.kafka import open_sink, open_source
+from streammeta.io.errors import KafkaIOError
+from streammeta.io.kafka import ensure_topics, open_sink, open_source
+from streammeta.learn.learner import MetaLearner
 from streammeta.runtime.assignment import OffsetResetError
 from streammeta.runtime.checkpoint import CheckpointStore
 from streammeta.runtime.labels import LabelJoin
 from streammeta.runtime.loop import Service
+from streammeta.runtime.metasync import MetaSync
 from streammeta.runtime.pipeline import Pipeline, Step
 from streammeta.runtime.sensor import Sensor
 from streammeta.runtime.stats import RunStats
@@ -61,7 +65,7 @@ def build_service(
         learner.device, config.segment.detector, k.input_topic, k.output_topic, k.dlq_topic,
         k.group, k.client, svc.checkpoint_dir, svc.checkpoint_records, svc.checkpoint_seconds,
     )  # fmt: skip
-    return Service(
+    service = Service(
         Pipeline.from_config(config),
         open_source(k),
         open_sink(k),
@@ -95,3 +99,38 @@ def build_service(
         on_batch=on_batch,
         sensor=sensor,
     )
+    if k.meta_topic:
+        service.meta_sync = _meta_sync(config, service.pipeline, sensor)
+    return service
+
+
+def _meta_sync(config: Config, pipeline: Pipeline, sensor: Sensor | None) -> MetaSync | None:
+    """The meta-state sharing ``kafka.meta_topic`` asks for, started from the group's merged
+    state (after the checkpoint: the fast state is the partitions', the meta-state the
+    group's); ``None`` for a learner without meta-parameters to share."""
+    k = config.kafka
+    if not isinstance(pipeline.learner, MetaLearner):
+        log.warning("kafka.meta_topic: algorithm %r has no meta-parameters to share; ignored",
+                    config.learner.algorithm)  # fmt: skip
+        return None
+    instance = config.meta.instance or f"{socket.gethostname()}:{config.service.checkpoint_dir}"
+    try:
+        ensure_topics(k, [k.meta_topic])
+    except KafkaIOError as exc:  # the first sync tries again
+        log.warning("meta topic %r not created: %s", k.meta_topic, exc)
+    sync = MetaSync(
+        pipeline.learner,
+        open_source(k),  # assigned, outside the group: every instance reads every message
+        open_sink(k),
+        topic=k.meta_topic,
+        instance=instance,
+        every_s=config.meta.sync_seconds,
+        sensor=sensor,
+    )
+    try:
+        sync.warm_start()
+    except Exception as exc:  # a broker away at start-up: the instance starts alone
+        log.warning("meta-state warm start skipped (%s: %s)", type(exc).__name__, exc)
+    log.info("sharing meta-state on %r as %r every %g s", k.meta_topic, instance,
+             config.meta.sync_seconds)  # fmt: skip
+    return sync

@@ -329,7 +329,8 @@ def test_prometheus_scrapes_the_learner_and_loads_the_rules() -> None:
     assert files == [RULES]
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "streammeta")
     targets = [t for group in job["static_configs"] for t in group["targets"]]
-    assert targets == [f"learner:{_metrics_port()}"]
+    learners = sorted(name for name in _services() if name.startswith("learner"))
+    assert targets == [f"{name}:{_metrics_port()}" for name in learners]
     assert job["scrape_interval"] in ("5s", "15s")
     datasource = load_yaml(DATASOURCE)["datasources"][0]
     assert datasource["jsonData"]["timeInterval"] == job["scrape_interval"]
@@ -495,10 +496,12 @@ def test_k8s_manifests_are_complete_and_refer_to_each_other() -> None:
     by_kind: dict[str, dict[str, Any]] = {}
     for doc in docs:
         by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
-    deployments = by_kind["Deployment"]
+    deployments = by_kind["Deployment"] | by_kind["StatefulSet"]
     assert set(deployments) == {"streammeta-learner", "streammeta-simulator"}
-    maps, claims = by_kind["ConfigMap"], by_kind["PersistentVolumeClaim"]
+    maps = by_kind["ConfigMap"]
     for name, deployment in deployments.items():
+        claims = {t["metadata"]["name"] for t in deployment["spec"].get("volumeClaimTemplates", [])}
+        claims |= set(by_kind.get("PersistentVolumeClaim", {}))
         spec = deployment["spec"]
         labels = spec["template"]["metadata"]["labels"]
         assert spec["selector"]["matchLabels"].items() <= labels.items(), name
@@ -514,6 +517,9 @@ def test_k8s_manifests_are_complete_and_refer_to_each_other() -> None:
                 assert volume["configMap"]["name"] in maps, name
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims, name
+        for mount in pod["containers"][0].get("volumeMounts", []):
+            volumes = {v["name"] for v in pod.get("volumes", [])}
+            assert mount["name"] in volumes | claims, name
     (service,) = by_kind["Service"].values()
     learner = deployments["streammeta-learner"]["spec"]["template"]
     assert service["spec"]["selector"].items() <= learner["metadata"]["labels"].items()
@@ -586,10 +592,34 @@ def test_k8s_kustomize_renders_with_kubectl() -> None:
     images = {
         c["image"]
         for d in rendered
-        if d["kind"] == "Deployment"
+        if d["kind"] in ("Deployment", "StatefulSet")
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {"streammeta:0.1.0"}
     assert {d["metadata"].get("namespace") for d in rendered if d["kind"] != "Namespace"} == {
         "streammeta"
     }
+
+
+def test_two_learners_share_one_group_and_their_meta_state_in_compose_and_k8s() -> None:
+    """Scale-out as deployed: the learners of compose are one consumer group on an input topic
+    with a partition each, each with its own checkpoint volume and host port, sharing the
+    meta-state topic (created compacted); Kubernetes runs two replicas of a StatefulSet, a
+    checkpoint volume per pod, with the same meta topic."""
+    services = _services()
+    learners = [services[n] for n in sorted(services) if n.startswith("learner")]
+    assert len(learners) == 2
+    envs = [_env(s) for s in learners]
+    assert len({e["STREAMMETA_KAFKA__GROUP"] for e in envs}) == 1
+    assert len({e["STREAMMETA_KAFKA__META_TOPIC"] for e in envs}) == 1
+    assert len({dict((t, s) for s, t in _volumes(s))["/var/lib/streammeta/checkpoints"]
+                for s in learners}) == 2  # fmt: skip
+    assert len({p for s in learners for p in s["ports"]}) == 2
+    script = " ".join(services["topics"]["command"])
+    assert "--partitions 2" in script and "cleanup.policy=compact" in script
+    learner = next(d for d in _manifests() if d["metadata"]["name"] == "streammeta-learner")
+    assert learner["kind"] == "StatefulSet" and learner["spec"]["replicas"] == 2
+    assert (
+        _k8s_learner_env()["STREAMMETA_KAFKA__META_TOPIC"]
+        == envs[0]["STREAMMETA_KAFKA__META_TOPIC"]
+    )

@@ -1,6 +1,6 @@
-"""Keys and late labels through the embedded broker: two keys whose labels are opposite are
-each learned on their own state, and labels published on a topic of their own join their
-records."""
+"""Keys, late labels and shared meta-state through the embedded broker: two keys whose labels
+are opposite are each learned on their own state, labels published on a topic of their own join
+their records, and a new instance starts from the meta-state the group published."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from streammeta.config import KafkaConfig, load_config
 from streammeta.io import ensure_topics
 from streammeta.io.simulate import delay_labels, encode
 from streammeta.runtime.service import build_service
+from streammeta.streams import make_stream
 from tests.io.helpers import produce
 
 Config = Callable[..., KafkaConfig]
@@ -76,3 +77,29 @@ def test_labels_on_a_topic_of_their_own_join_their_records(
     status = service.labels.status()
     assert status["labels_joined"] == 400 and status["labels_held"] == 0
     assert service.pipeline.records == 800  # predicted, then learned when its label came
+
+
+def test_a_new_instance_starts_from_the_meta_state_the_group_published(
+    kafka_cfg: Config, tmp_path: Path
+) -> None:
+    """kafka.meta_topic: the first instance publishes its meta-parameters while it learns; a
+    second one, started later, merges them at start-up (warm start)."""
+    kafka = dataclasses.replace(kafka_cfg(client="kafka-python"), meta_topic="meta-e2e")
+    ensure_topics(kafka, [kafka.input_topic, kafka.output_topic, kafka.dlq_topic])
+    records = list(make_stream("sinusoid", seed=2).records(600))
+    produce(kafka, "kafka-python", [encode([r])[0] for r in records])
+    regression = {"learner.n_features": 1, "meta.sync_seconds": 0.2}
+    first = _plain(kafka, tmp_path / "a", **regression, **{"meta.instance": "a"})
+    first.run(max_records=600, idle_exit=30)
+    assert first.meta_sync is not None and first.meta_sync.published >= 1
+    assert first.pipeline.learner.model_version > 0  # it meta-learned something to share
+    later = dataclasses.replace(kafka, group=kafka.group + "-later")
+    second = _plain(later, tmp_path / "b", **regression, **{"meta.instance": "b"})
+    assert second.meta_sync is not None
+    assert second.meta_sync.merges == 1 and second.meta_sync.distance > 0
+    assert list(second.meta_sync.peers) == ["a"]
+
+
+def _plain(kafka: KafkaConfig, path: Path, **flags: object):  # type: ignore[no-untyped-def]
+    base = load_config(env={}, overrides={"service.checkpoint_dir": str(path), **flags})
+    return build_service(dataclasses.replace(base, kafka=kafka))

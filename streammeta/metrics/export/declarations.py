@@ -205,6 +205,21 @@ class ServiceMetrics:
         self.broker_up = gauge(
             "broker_reachable", "1 while a broker connection is up, 0 while it is not."
         )
+        self.meta_merges = counter(
+            "meta_merges", "Merges of the group's meta-parameters into this instance's."
+        )
+        self.meta_peers = gauge("meta_peers", "Other instances whose meta-state was seen.")
+        self.meta_peer_age = gauge(
+            "meta_peer_age_seconds", "Seconds since the newest peer meta-state was published."
+        )
+        self.meta_distance = gauge(
+            "meta_merge_distance",
+            "L2 distance between the local initialization and the merged one, at the last merge.",
+        )
+        self.meta_malformed = counter(
+            "meta_malformed",
+            "Meta-state messages ignored: not a complete snapshot of this learner.",
+        )
         self.labels_held = gauge(
             "labels_waiting", "Records predicted without a label, waiting for it (by id)."
         )

@@ -219,6 +219,15 @@ class PrometheusSensor(Sensor):
     def on_transient_errors(self, count: int) -> None:
         self.metrics.transient_errors.inc(count)
 
+    def on_meta_sync(self, figures: dict[str, float]) -> None:
+        m = self.metrics
+        self._count(m.meta_merges, "meta_merges", figures["meta_merges"])
+        self._count(m.meta_malformed, "meta_malformed", figures["meta_malformed"])
+        m.meta_peers.set(figures["meta_peers"])
+        m.meta_distance.set(figures["meta_distance"])
+        if figures["meta_peer_age_seconds"] == figures["meta_peer_age_seconds"]:  # a peer seen
+            m.meta_peer_age.set(figures["meta_peer_age_seconds"])
+
     def on_labels(self, figures: dict[str, float]) -> None:
         m = self.metrics
         m.labels_held.set(figures["labels_held"])

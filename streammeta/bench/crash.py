@@ -27,7 +27,7 @@ from streammeta.io.simulate import encode
 from streammeta.runtime.checkpoint import read_checkpoint
 from streammeta.streams import make_stream
 
-__all__ = ["answers", "read_topic", "run_crash_test", "start_service"]
+__all__ = ["answers", "crash_config", "read_topic", "run_crash_test", "start_service"]
 
 
 def start_service(
@@ -77,13 +77,15 @@ def read_topic(cfg: KafkaConfig, topic: str, timeout_s: float = 60) -> list[RawM
                 raise TimeoutError(f"{len(out)} of {highs} messages of {topic} in {timeout_s} s")
 
 
-def answers(cfg: KafkaConfig) -> Counter[int]:
-    """How many predictions or dead letters each input offset got."""
-    seen: Counter[int] = Counter()
+def answers(cfg: KafkaConfig) -> Counter[tuple[int, int]]:
+    """How many predictions or dead letters each input (partition, offset) got."""
+    seen: Counter[tuple[int, int]] = Counter()
     for m in read_topic(cfg, cfg.output_topic):
-        seen[json.loads(m.value or b"{}")["offset"]] += 1
+        p = json.loads(m.value or b"{}")
+        seen[p["partition"], p["offset"]] += 1
     for m in read_topic(cfg, cfg.dlq_topic):
-        seen[int(dict(m.headers)["streammeta.offset"])] += 1
+        h = dict(m.headers)
+        seen[int(h["streammeta.partition"]), int(h["streammeta.offset"])] += 1
     return seen
 
 
@@ -103,6 +105,17 @@ def publish_with_bad(cfg: KafkaConfig, records: int, bad_every: int, seed: int =
     return n
 
 
+def crash_config(broker: EmbeddedBroker, *, meta_topic: bool = False) -> KafkaConfig:
+    """Fresh topics and group on ``broker`` for one crash run (kafka-python, a 3 s session
+    timeout so that a killed member leaves the group soon); a meta topic if asked."""
+    tag = uuid.uuid4().hex[:8]
+    return KafkaConfig(
+        bootstrap_servers=broker.bootstrap, client="kafka-python", input_topic=f"in-{tag}",
+        output_topic=f"out-{tag}", dlq_topic=f"dlq-{tag}", group=f"crash-{tag}",
+        session_timeout_ms=3000, meta_topic=f"meta-{tag}" if meta_topic else "",
+    )  # fmt: skip
+
+
 def run_crash_test(
     out: Path,
     *,
@@ -116,16 +129,7 @@ def run_crash_test(
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
-        tag = uuid.uuid4().hex[:8]
-        cfg = KafkaConfig(
-            bootstrap_servers=broker.bootstrap,
-            client="kafka-python",
-            input_topic=f"in-{tag}",
-            output_topic=f"out-{tag}",
-            dlq_topic=f"dlq-{tag}",
-            group=f"crash-{tag}",
-            session_timeout_ms=3000,
-        )
+        cfg = crash_config(broker)
         total = publish_with_bad(cfg, records, bad_every=250)
         checkpoints = out / "checkpoints"
         every = ["--service.checkpoint_records", str(checkpoint_records)]
@@ -149,7 +153,7 @@ def run_crash_test(
         seen = answers(dataclasses.replace(cfg, group=cfg.group + "-check"))
     good = records
     learned = _checkpoint(checkpoints)
-    lost = sorted(set(range(total)) - set(seen))
+    lost = sorted({(0, offset) for offset in range(total)} - set(seen))
     summary = {
         "kills": kills,
         "input_messages": total,

@@ -32,7 +32,7 @@ from streammeta.bench.demo_status import DemoStatus
 from streammeta.config import Config
 from streammeta.io.broker import EmbeddedBroker
 from streammeta.io.kafka import ensure_topics, open_sink
-from streammeta.io.simulate import publish
+from streammeta.io.simulate import delay_labels, publish
 from streammeta.metrics.export.server import MetricsServer, serve_metrics
 from streammeta.runtime.service import Service, build_service
 from streammeta.streams import make_stream
@@ -168,10 +168,14 @@ def _with_concept(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]
 
 def _simulate(config: Config, stream: Any, limit: int) -> None:
     """Publish the stream (the simulator's job in a deployment) until ``limit`` records, with
-    their true concept and a bad record planted every ``demo.bad_every``."""
+    their true concept, a bad record planted every ``demo.bad_every`` and, with
+    ``demo.label_delay``, each label that many records after its record."""
     sink = open_sink(config.kafka)
     try:
-        records = _with_bad(_with_concept(stream.records(limit)), config.demo.bad_every)
+        records = _with_concept(stream.records(limit))
+        if config.demo.label_delay:
+            records = delay_labels(records, config.demo.label_delay)
+        records = _with_bad(records, config.demo.bad_every)
         publish(sink, config.kafka.input_topic, records, batch_size=1)
     finally:
         sink.close()

@@ -97,6 +97,8 @@ def write_report(
         "checkpoints": service.stats.checkpoints,
         "predictions": service.stats.predictions,
     }
+    if config.demo.label_delay:
+        summary["late_labels"] = service.labels.status()
     summary["config"] = to_dict(config)
     a.set(yscale="log", xlabel="record", ylabel="prequential loss", title="loss over the stream")
     b.set(
@@ -123,6 +125,13 @@ def write_report(
     ]
     for name, row in summary["learners"].items():
         lines.append(f"| {name} | {row['prequential_loss']:.3f} | {row['mse_after_1_step']:.3f} |")
+    if "late_labels" in summary:
+        late = summary["late_labels"]
+        lines.append(
+            f"\nLabels {config.demo.label_delay} records after their records: "
+            f"{late['labels_joined']:,.0f} joined, {late['labels_expired']:,.0f} expired; the "
+            f"published predictions' loss against them {late['delayed_loss']:.3f}"
+        )
     lines.append("\n![demo](demo.png)\n")
     (out / "report.md").write_text("\n".join(lines))
     console.print("\n".join(lines[2:-1]))

@@ -222,3 +222,9 @@ class DemoConfig(Section):
     bad_every: int = setting(
         1000, "plant a bad record every N records, to show the dead-letter path (0 = none)", ge=0
     )
+    label_delay: int = setting(
+        0,
+        "publish each record without its y and its label ({id, y}) N records later, to show "
+        "labels that arrive later (0 = labels inside the records)",
+        ge=0,
+    )

@@ -78,3 +78,16 @@ def test_false_alarms_are_the_sensors_count_and_unknown_without_a_concept() -> N
         "false_alarms_per_10k": None,
         "switches_missed": None,
     }
+
+
+@pytest.mark.broker
+def test_a_demo_with_labels_that_come_later_joins_them(tmp_path: Path) -> None:
+    summary, printed = _demo(
+        tmp_path,
+        **{"demo.records": "800", "demo.bad_every": "0", "demo.label_delay": "50",
+           "demo.duration": "300"},
+    )  # fmt: skip
+    late = summary["late_labels"]
+    assert late["labels_joined"] >= 300 and late["labels_expired"] == 0
+    assert "Labels 50 records after their records" in printed
+    assert not summary["service"]["dead_letters"]

@@ -24,7 +24,7 @@ import numpy as np
 from streammeta.io.base import RawMessage
 from streammeta.io.records import DeadLetter, Records
 
-__all__ = ["as_records", "as_row", "completed", "dtypes_of", "letter", "why"]
+__all__ = ["as_records", "as_row", "completed", "dtypes_of", "given_ids", "letter", "why"]
 
 
 def why(reason: str) -> LookupError:
@@ -46,6 +46,17 @@ def as_row(labels: Records, i: int, messages: Sequence[RawMessage]) -> dict[str,
     where = (str(labels.topic[i]), int(labels.partition[i]), int(labels.offset[i]))
     m = next((m for m in messages if (m.topic, m.partition, m.offset) == where), None)
     return row | {"value": None if m is None else m.value, "message_key": m and m.key}
+
+
+def given_ids(r: Records) -> np.ndarray:
+    """Whether each record carried an ``id`` of its own (not the default
+    ``topic:partition:offset[:index]`` the decoder fills in)."""
+    default = [
+        f"{t}:{p}:{o}" if i < 0 else f"{t}:{p}:{o}:{i}"
+        for t, p, o, i in zip(r.topic, r.partition.tolist(), r.offset.tolist(), r.index.tolist(),
+                              strict=True)
+    ]  # fmt: skip
+    return np.array([v != d for v, d in zip(r.id.tolist(), default, strict=True)], dtype=bool)
 
 
 def dtypes_of(labels: Records) -> dict[str, str]:

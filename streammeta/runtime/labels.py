@@ -47,7 +47,14 @@ import numpy as np
 
 from streammeta.io.base import RawMessage
 from streammeta.io.records import DeadLetter, Records
-from streammeta.runtime.label_rows import as_records, as_row, completed, dtypes_of, letter
+from streammeta.runtime.label_rows import (
+    as_records,
+    as_row,
+    completed,
+    dtypes_of,
+    given_ids,
+    letter,
+)
 
 __all__ = ["LabelJoin"]
 
@@ -108,12 +115,13 @@ class LabelJoin:
         return bool(self._ready or self._letters)
 
     def hold(self, r: Records, y_hat: np.ndarray, proba: np.ndarray | None) -> None:
-        """Keep the unlabelled records of ``r`` (not labels themselves) with their published
-        predictions."""
+        """Keep the unlabelled records of ``r`` that carry an ``id`` of their own (a label can
+        name no other; not labels themselves) with their published predictions: a topic of
+        predictions only, without ids, fills no store and no checkpoint."""
         if not self.window:
             return
         now = time.time()
-        wait = np.flatnonzero(~r.labelled & ~r.label_only)
+        wait = np.flatnonzero(~r.labelled & ~r.label_only & given_ids(r))
         for i in wait.tolist():
             row = {name: getattr(r, name)[i] for name in ("key", "task", "concept")}
             row |= {"x": r.x[i].tolist(), "ts": float(r.ts[i])}

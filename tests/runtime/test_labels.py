@@ -149,3 +149,11 @@ def test_a_crash_between_predictions_and_labels_loses_neither(tmp_path: Path) ->
     assert len(_predictions(sink)) == 600  # every record predicted (some twice, after the crash)
     assert not _reasons(sink)  # every label found its record: the waiting ones were checkpointed
     assert restarted.labels.status()["labels_joined"] == 600
+
+
+def test_records_without_an_id_of_their_own_do_not_wait(tmp_path: Path) -> None:
+    """A topic of predictions only (no ``id``) fills no store and no checkpoint."""
+    values = [b'{"x": [1, 2, 3]}'] * 20 + [b'{"x": [1, 2, 3], "id": "mine"}']
+    service = _service(MemorySource("in", [values]), MemorySink(), tmp_path)
+    service.run(idle_exit=0.05)
+    assert service.labels.status()["labels_held"] == 1  # "mine" only

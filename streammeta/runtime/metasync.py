@@ -147,7 +147,9 @@ class MetaSync:
             self.reader.assign([(self.topic, p) for p in sorted(self._assigned)])
 
     def read(self, timeout_s: float = 0.0) -> int:
-        """Take in the peers' messages that arrived; returns how many."""
+        """Take in the peers' messages that arrived; returns how many. With ``timeout_s``
+        (warm start), read on until the end of every partition of the topic, or the time is
+        up (a first poll may come back empty while the client finds its offsets)."""
         self._assign()
         got = 0
         deadline = time.monotonic() + timeout_s
@@ -156,8 +158,17 @@ class MetaSync:
             for m in messages:
                 self._take(m.key, m.value)
             got += len(messages)
-            if not messages or time.monotonic() >= deadline:
+            done = not timeout_s or self._at_end()
+            if (not messages and done) or time.monotonic() >= deadline:
                 return got
+
+    def _at_end(self) -> bool:
+        """Every partition of the topic read up to its high watermark (as far as known)."""
+        for p in self._assigned:
+            high, at = self.reader.highwater((self.topic, p)), self.reader.position((self.topic, p))
+            if high is None or at is None or at < high:
+                return False
+        return True
 
     def _take(self, key: bytes | None, value: bytes | None) -> None:
         snap = decode(value)

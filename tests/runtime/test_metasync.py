@@ -33,6 +33,12 @@ class TopicReader:
     def partitions(self, topic: str) -> list[int]:
         return [0]
 
+    def highwater(self, partition: Partition) -> int:
+        return len(self.sink.sent.get(TOPIC, []))
+
+    def position(self, partition: Partition) -> int:
+        return self.at
+
     def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
         if not self.up:
             raise ConnectionError("broker away")

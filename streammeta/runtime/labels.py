@@ -36,6 +36,7 @@ segmenter and the adaptation tracker read that step's loss, in the order labels 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -57,6 +58,8 @@ from streammeta.runtime.label_rows import (
 )
 
 __all__ = ["LabelJoin"]
+
+log = logging.getLogger(__name__)
 
 #: ids of records joined or expired are remembered this many windows (to tell a duplicate or a
 #: late label from one that came before its record)
@@ -102,7 +105,7 @@ class LabelJoin:
         self._ready: list[str] = []  # early labels whose records came
         self._letters: list[DeadLetter] = []  # early labels expired, for the next join
         self._dtypes: dict[str, str] = {}  # of the early labels' columns
-        self.joined = self.expired = self.hits = self.scored = 0
+        self.joined = self.expired = self.hits = self.scored = self.elsewhere = 0
         self.loss_sum = 0.0
 
     @property
@@ -124,7 +127,7 @@ class LabelJoin:
         wait = np.flatnonzero(~r.labelled & ~r.label_only & given_ids(r))
         for i in wait.tolist():
             row = {name: getattr(r, name)[i] for name in ("key", "task", "concept")}
-            row |= {"x": r.x[i].tolist(), "ts": float(r.ts[i])}
+            row |= {"x": r.x[i].tolist(), "ts": float(r.ts[i]), "partition": int(r.partition[i])}
             ident = str(r.id[i])
             self._held.pop(ident, None)  # a repeated id: the newer record is the one waited for
             self._held[ident] = _Held(
@@ -171,6 +174,7 @@ class LabelJoin:
         for i, ident in enumerate(str(v) for v in labels.id.tolist()):
             held = self._held.pop(ident, None)
             if held is not None:
+                self._check_partition(held, int(labels.partition[i]), ident)
                 self._joined[ident] = None
                 self._score(held, labels.y[i])
                 rows.append(held.row)
@@ -192,6 +196,21 @@ class LabelJoin:
         self._letters = []
         return completed(labels.select(np.array(keep, dtype=np.int64)), rows), letters
 
+    def _check_partition(self, held: _Held, partition: int, ident: str) -> None:
+        """A label from another partition number than its record's was produced with another
+        message key: with more than one instance it may reach an instance that never saw the
+        record. Counted, and logged (the first, then every 1,000th)."""
+        if held.row.get("partition", partition) == partition:
+            return
+        self.elsewhere += 1
+        if self.elsewhere == 1 or self.elsewhere % 1000 == 0:
+            log.warning(
+                "the label of id %r came on partition %d, its record on %d (%d so far): produce "
+                "each label with its record's message key, so that both land on the same "
+                "partition number and reach the same instance",
+                ident, partition, held.row["partition"], self.elsewhere,
+            )  # fmt: skip
+
     def _score(self, held: _Held, y: Any) -> None:
         """The published prediction against its label: a hit (classes) and the loss."""
         self.scored += 1
@@ -209,11 +228,13 @@ class LabelJoin:
             "labels_held": float(self.held),
             "labels_joined": float(self.joined),
             "labels_expired": float(self.expired),
+            "labels_other_partition": float(self.elsewhere),
             "delayed_accuracy": self.hits / scored,
             "delayed_loss": self.loss_sum / scored,
         }
 
     def snapshot(self) -> dict[str, Any]:
+        counts = (self.joined, self.expired, self.hits, self.scored, self.loss_sum, self.elsewhere)
         return {
             "held": [(k, h.row, h.y_hat, h.proba, h.since) for k, h in self._held.items()],
             "joined": list(self._joined),
@@ -221,7 +242,7 @@ class LabelJoin:
             "early": list(self._early.items()),
             "ready": list(self._ready),
             "dtypes": dict(self._dtypes),
-            "counts": (self.joined, self.expired, self.hits, self.scored, self.loss_sum),
+            "counts": counts,
         }
 
     def restore(self, state: dict[str, Any] | None) -> None:
@@ -238,4 +259,5 @@ class LabelJoin:
         self._gone.update(dict.fromkeys(state.get("gone", [])))
         self._early.update(state.get("early", []))
         self._ready, self._dtypes = list(state.get("ready", [])), dict(state.get("dtypes", {}))
-        self.joined, self.expired, self.hits, self.scored, self.loss_sum = state["counts"]
+        counts = (*state["counts"], 0)[:6]  # older checkpoints counted five
+        self.joined, self.expired, self.hits, self.scored, self.loss_sum, self.elsewhere = counts

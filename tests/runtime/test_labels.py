@@ -157,3 +157,17 @@ def test_records_without_an_id_of_their_own_do_not_wait(tmp_path: Path) -> None:
     service = _service(MemorySource("in", [values]), MemorySink(), tmp_path)
     service.run(idle_exit=0.05)
     assert service.labels.status()["labels_held"] == 1  # "mine" only
+
+
+def test_a_label_from_another_partition_than_its_record_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both still join (one instance reads both partitions), but with more instances the label
+    could reach one that never saw the record: the message keys differ."""
+    record, label = b'{"x": [1, 2, 3], "id": "a"}', b'{"id": "a", "y": 1}'
+    same = b'{"x": [1, 2, 3], "id": "b"}', b'{"id": "b", "y": 0}'
+    service = _service(MemorySource("in", [[record, *same], [label]]), MemorySink(), tmp_path)
+    service.run(idle_exit=0.05)
+    status = service.labels.status()
+    assert status["labels_joined"] == 2 and status["labels_other_partition"] == 1
+    assert "the label of id 'a' came on partition 1, its record on 0" in caplog.text

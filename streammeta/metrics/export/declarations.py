@@ -230,6 +230,10 @@ class ServiceMetrics:
             "labels_expired",
             "Records whose label did not come within service.label_window (records or seconds).",
         )
+        self.labels_other_partition = counter(
+            "labels_other_partition",
+            "Labels that came on another partition number than their record (another message key).",
+        )
         self.delayed_accuracy = gauge(
             "delayed_label_accuracy",
             "Accuracy of the published predictions whose labels came later, since the start.",

@@ -233,6 +233,9 @@ class PrometheusSensor(Sensor):
         m.labels_held.set(figures["labels_held"])
         self._count(m.labels_joined, "labels_joined", figures["labels_joined"])
         self._count(m.labels_expired, "labels_expired", figures["labels_expired"])
+        self._count(
+            m.labels_other_partition, "labels_other_partition", figures["labels_other_partition"]
+        )
         if figures["delayed_accuracy"] == figures["delayed_accuracy"]:  # not NaN
             m.delayed_accuracy.set(figures["delayed_accuracy"])
 

@@ -98,11 +98,11 @@ class Pipeline:
         if keyed is None or not keyed.any():
             return self._process(batch)
         version = self.learner.model_version
-        parts = (
-            [] if keyed.all() else [(np.flatnonzero(~keyed), self._process(batch.select(~keyed)))]
-        )
-        parts.append((np.flatnonzero(keyed), self._process_keyed(batch.select(keyed), version)))
-        return Step.merge(parts, len(batch))
+        if keyed.all():
+            return self._process_keyed(batch, version)
+        rest = (np.flatnonzero(~keyed), self._process(batch.select(~keyed)))
+        own = (np.flatnonzero(keyed), self._process_keyed(batch.select(keyed), version))
+        return Step.merge([rest, own], len(batch))
 
     def _process_keyed(self, batch: Batch, version: int) -> Step:
         assert self.keys is not None and batch.key is not None

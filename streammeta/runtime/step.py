@@ -37,10 +37,7 @@ class Batch:
 
     def select(self, which: np.ndarray) -> Batch:
         """The records a boolean mask or an index array picks."""
-        return Batch(**{  # type: ignore[arg-type]
-            f.name: None if (v := getattr(self, f.name)) is None else v[which]
-            for f in fields(self)
-        })  # fmt: skip
+        return Batch(**_picked(self, which))
 
 
 @dataclass(frozen=True)
@@ -58,24 +55,27 @@ class Step:
 
     def select(self, which: np.ndarray) -> Step:
         """The records a boolean mask or an index array picks."""
-        return Step(**{
-            f.name: v[which] if isinstance(v := getattr(self, f.name), np.ndarray) else v
-            for f in fields(self)
-        })  # fmt: skip
+        return Step(**_picked(self, which))
 
     @classmethod
     def merge(cls, parts: list[tuple[np.ndarray, Step]], n: int) -> Step:
         """One step of ``n`` records from steps of some of them (each with its records'
         indices); the first part's ``model_version``."""
         first = parts[0][1]
-        merged: dict[str, Any] = {"model_version": first.model_version}
+        merged: dict[str, Any] = {}
         for f in fields(cls):
-            value = getattr(first, f.name)
-            if f.name == "model_version" or value is None:
-                merged.setdefault(f.name, value)
-                continue
-            out = np.empty((n, *value.shape[1:]), dtype=value.dtype)
-            for index, part in parts:
-                out[index] = getattr(part, f.name)
-            merged[f.name] = out
+            value = merged[f.name] = getattr(first, f.name)
+            if isinstance(value, np.ndarray):
+                merged[f.name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
+                for index, part in parts:
+                    merged[f.name][index] = getattr(part, f.name)
         return cls(**merged)
+
+
+def _picked(columns: Batch | Step, which: np.ndarray) -> dict[str, Any]:
+    """The fields of ``columns`` with every per-record array cut to the records ``which``
+    picks (a boolean mask or an index array); the others as they are."""
+    return {
+        f.name: v[which] if isinstance(v := getattr(columns, f.name), np.ndarray) else v
+        for f in fields(columns)
+    }

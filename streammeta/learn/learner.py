@@ -15,7 +15,6 @@ initialization, stepped by a (learned) inner optimizer, both meta-trained online
 from __future__ import annotations
 
 import copy
-import time
 import weakref
 from contextlib import nullcontext
 from functools import partial
@@ -139,23 +138,24 @@ class MetaLearner(MetaTrained, FastWeightLearner):
         )
 
     def _end_batch(self) -> None:
-        if self._worker is None:
-            super()._end_batch()
-            return
-        self._adopt()
-        if self.trainer.due and self.trainer.buffer.current_records:
-            self.meta_update()
+        self._after_batch(open_task=True)
 
     def end_keyed_batch(self) -> None:
         """A micro-batch of keyed records (:class:`~streammeta.learn.keyed.KeyedLearner`) is
-        done: take the newest background version, and meta-update when one is due (the keys'
-        tasks reach the buffer closed, so the stream's open task may be empty)."""
+        done; the keys' tasks reach the buffer closed, so the stream's open task may be empty
+        (without an episode to draw, ``meta_update`` does nothing)."""
+        self._after_batch(open_task=False)
+
+    def _after_batch(self, *, open_task: bool) -> None:
+        """Take the newest background version, and meta-update when one is due (inline, timed
+        here; in the background, the worker times its own)."""
         self._adopt()
-        if self.trainer.due:  # without an episode to draw, ``meta_update`` does nothing
-            start = time.perf_counter()
+        if not self._meta_due(open_task=open_task):
+            return
+        if self._worker is None:
+            self._timed_meta_update()
+        else:
             self.meta_update()
-            if self._worker is None:
-                self.trainer.seconds += time.perf_counter() - start
 
     def _adopt(self) -> None:
         """Predict and step with the newest meta-parameters the worker published."""

@@ -197,10 +197,17 @@ class MetaTrained(ABC):
         """One meta-step on a meta-batch sampled from ``trainer``."""
 
     def _end_batch(self) -> None:
-        if self.trainer.due and self.trainer.buffer.current_records:
-            start = time.perf_counter()
-            self.meta_update()
-            self.trainer.seconds += time.perf_counter() - start
+        if self._meta_due(open_task=True):
+            self._timed_meta_update()
+
+    def _meta_due(self, *, open_task: bool) -> bool:
+        """A meta-update is due; ``open_task``: and the stream's open task holds records."""
+        return self.trainer.due and (not open_task or bool(self.trainer.buffer.current_records))
+
+    def _timed_meta_update(self) -> None:
+        start = time.perf_counter()
+        self.meta_update()
+        self.trainer.seconds += time.perf_counter() - start
 
     @property
     def model_version(self) -> int:

@@ -75,11 +75,13 @@ def as_records(rows: list[dict[str, Any]], dtypes: dict[str, str], like: Records
     return Records(**columns)
 
 
-def letter(row: dict[str, Any], reason: str) -> DeadLetter:
-    """The dead letter of a label row: its message, the reason and its source position."""
+def letter(row: dict[str, Any], reason: str, exc: Exception | None = None) -> DeadLetter:
+    """The dead letter of a label row: its message, the reason (and ``exc``, else the reason's
+    own explanation) and its source position."""
+    exc = why(reason) if exc is None else exc
     index = int(row["index"])
     return DeadLetter(
-        row["value"], row["message_key"], reason, "LookupError", str(why(reason)),
+        row["value"], row["message_key"], reason, type(exc).__name__, str(exc),
         str(row["topic"]), int(row["partition"]), int(row["offset"]),
         index if index >= 0 else None,
     )  # fmt: skip

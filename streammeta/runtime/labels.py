@@ -106,6 +106,7 @@ class LabelJoin:
         self._letters: list[DeadLetter] = []  # early labels expired, for the next join
         self._dtypes: dict[str, str] = {}  # of the early labels' columns
         self.joined = self.expired = self.hits = self.scored = self.elsewhere = 0
+        self.failures = 0  # holds and joins that raised (bugs), logged
         self.loss_sum = 0.0
 
     @property
@@ -124,7 +125,18 @@ class LabelJoin:
         if not self.window:
             return
         now = time.time()
-        wait = np.flatnonzero(~r.labelled & ~r.label_only & given_ids(r))
+        unlabelled = np.flatnonzero(~r.labelled & ~r.label_only)
+        try:
+            self._hold(r, unlabelled[given_ids(r.select(unlabelled))], y_hat, proba, now)
+        except Exception:  # a bug must not stop the service: those records are not held
+            self.failures += 1
+            log.warning("records not held for their labels (%d so far)", self.failures,
+                        exc_info=True)  # fmt: skip
+        self.expire(now)
+
+    def _hold(
+        self, r: Records, wait: np.ndarray, y_hat: np.ndarray, proba: np.ndarray | None, now: float
+    ) -> None:
         for i in wait.tolist():
             row = {name: getattr(r, name)[i] for name in ("key", "task", "concept")}
             row |= {"x": r.x[i].tolist(), "ts": float(r.ts[i]), "partition": int(r.partition[i])}
@@ -136,7 +148,6 @@ class LabelJoin:
             self._joined.pop(ident, None)
             if ident in self._early:
                 self._ready.append(ident)
-        self.expire(now)
 
     def expire(self, now: float | None = None) -> None:
         """Drop what waited too long or does not fit in the window (counted as expired)."""
@@ -164,7 +175,20 @@ class LabelJoin:
         """The records ``labels`` complete (labelled, at the labels' positions), with those
         completed by earlier labels whose records came since; dead letters (with their message
         from ``messages``, the poll) for the labels that complete none and cannot wait, and for
-        early labels whose wait expired."""
+        early labels whose wait expired. Never raises: should joining fail (a bug), the labels
+        are dead letters (``processing_error``) with the error."""
+        try:
+            return self._join(labels, messages)
+        except Exception as exc:  # one bad label must not stop the service
+            self.failures += 1
+            log.warning("joining %d labels failed", len(labels), exc_info=True)
+            letters = [letter(as_row(labels, i, messages), "processing_error", exc)
+                       for i in range(len(labels))]  # fmt: skip
+            return labels.select(np.zeros(0, dtype=np.int64)), letters
+
+    def _join(
+        self, labels: Records, messages: Sequence[RawMessage]
+    ) -> tuple[Records, list[DeadLetter]]:
         self.expire()
         ready = [self._early.pop(ident) for ident in self._ready if ident in self._early]
         self._ready = []
@@ -229,6 +253,7 @@ class LabelJoin:
             "labels_joined": float(self.joined),
             "labels_expired": float(self.expired),
             "labels_other_partition": float(self.elsewhere),
+            "label_failures": float(self.failures),
             "delayed_accuracy": self.hits / scored,
             "delayed_loss": self.loss_sum / scored,
         }

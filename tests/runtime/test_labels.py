@@ -171,3 +171,25 @@ def test_a_label_from_another_partition_than_its_record_is_counted_and_logged(
     status = service.labels.status()
     assert status["labels_joined"] == 2 and status["labels_other_partition"] == 1
     assert "the label of id 'a' came on partition 1, its record on 0" in caplog.text
+
+
+def test_a_join_or_hold_that_raises_stops_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the join makes its labels dead letters (processing_error), one in holding
+    leaves those records unheld; both are counted, and the service goes on."""
+    values = [b'{"x": [1, 2, 3], "id": "a"}', b'{"id": "a", "y": 1}', b'{"x": [1, 2, 3], "y": 0}']
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    labels = LabelJoin()
+    monkeypatch.setattr(labels, "_join", broken)
+    monkeypatch.setattr(labels, "_hold", broken)
+    sink = MemorySink()
+    service = _service(MemorySource("in", [values]), sink, tmp_path, labels)
+    stats = service.run(idle_exit=0.05)
+    assert _reasons(sink) == Counter({"processing_error": 1})
+    (letter,) = [dict(h) for _, _, h in sink.sent["dlq"]]
+    assert letter["streammeta.error"] == b"a bug" and letter["streammeta.offset"] == b"1"
+    assert labels.status()["label_failures"] == 2 and stats.records == 2

@@ -27,7 +27,14 @@ from streammeta.io.simulate import encode
 from streammeta.runtime.checkpoint import read_checkpoint
 from streammeta.streams import make_stream
 
-__all__ = ["answers", "crash_config", "read_topic", "run_crash_test", "start_service"]
+__all__ = [
+    "answers",
+    "checkpoint_state",
+    "crash_config",
+    "read_topic",
+    "run_crash_test",
+    "start_service",
+]
 
 
 def start_service(
@@ -175,8 +182,12 @@ def run_crash_test(
     return summary
 
 
-def _checkpoint(directory: Path) -> int:
+def checkpoint_state(directory: Path) -> dict[str, Any]:
+    """The state of the checkpoint in ``directory`` (``{}`` before the first)."""
     path = directory / "checkpoint.pt"
-    if not path.exists():
-        return 0
-    return int(read_checkpoint(path)[0]["records"])
+    return read_checkpoint(path)[0] if path.exists() else {}
+
+
+def _checkpoint(directory: Path) -> int:
+    """Records learned as of the checkpoint in ``directory`` (0 before the first)."""
+    return int(checkpoint_state(directory).get("records", 0))

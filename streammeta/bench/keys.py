@@ -232,12 +232,7 @@ def measure_scale(config: Config, keys: int, records: int, *, keyed: bool, seed:
     for c in chunks:
         pipe.process(Batch(c.x, c.y, np.ones(BATCH, bool), key=c.key if keyed else None))
     seconds = time.perf_counter() - start
-    state = 0.0
-    if pipe.keys is not None:
-        snap = pipe.keys.keyed._store
-        tensors = [*snap.fast.values(), *snap.state.values(), snap.task_x, snap.task_y]
-        tensors += [snap.pend_x, snap.pend_y]
-        state = sum(t.element_size() * t.numel() for t in tensors) / 2**20
+    state = 0.0 if pipe.keys is None else pipe.keys.keyed.store.nbytes / 2**20
     return {
         "records_per_s": records / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

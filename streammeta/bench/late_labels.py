@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from streammeta.bench.crash import read_topic, start_service
+from streammeta.bench.crash import checkpoint_state, read_topic, start_service
 from streammeta.config import KafkaConfig
 from streammeta.io import EmbeddedBroker, ensure_topics, open_sink
 from streammeta.io.simulate import delay_labels, publish
-from streammeta.runtime.checkpoint import read_checkpoint
 from streammeta.streams import make_stream
 
 __all__ = ["run_late_labels"]
@@ -73,7 +72,8 @@ def _run(
         time.sleep(rng.uniform(6.0, 20.0))  # start-up takes 3 to 5 s
         proc.kill()
         proc.wait()
-        log(f"  kill {k + 1}/{kills}: checkpoint at {_state(checkpoints)[0]:,} records")
+        learned = checkpoint_state(checkpoints).get("records", 0)
+        log(f"  kill {k + 1}/{kills}: checkpoint at {learned:,} records")
     last = start_service(cfg, checkpoints, *extra, "--idle-exit", "3")
     _, err = last.communicate(timeout=1200)
     if last.returncode != 0:
@@ -86,17 +86,9 @@ def _run(
     dead: Counter[str] = Counter()
     for m in read_topic(cfg, cfg.dlq_topic):
         dead[dict(m.headers)["streammeta.reason"].decode()] += 1
-    learned, labels = _state(checkpoints)
-    return {"predicted": predicted, "dead": dict(dead), "learned": learned, "labels": labels,
-            "seconds": seconds}  # fmt: skip
-
-
-def _state(directory: Path) -> tuple[int, dict[str, Any]]:
-    path = directory / "checkpoint.pt"
-    if not path.exists():
-        return 0, {}
-    state = read_checkpoint(path)[0]
-    return int(state["records"]), state.get("labels") or {}
+    state = checkpoint_state(checkpoints)
+    return {"predicted": predicted, "dead": dict(dead), "learned": int(state.get("records", 0)),
+            "labels": state.get("labels") or {}, "seconds": seconds}  # fmt: skip
 
 
 def run_late_labels(

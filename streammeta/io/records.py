@@ -15,7 +15,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -178,10 +177,6 @@ class Records:
     def select(self, which: np.ndarray) -> Records:
         """The records a boolean mask or an index array picks."""
         return Records(**{f.name: getattr(self, f.name)[which] for f in fields(self)})
-
-    def replace_id(self, ident: str) -> Records:
-        """These records, each with the id ``ident`` (for tests and examples)."""
-        return dataclasses.replace(self, id=np.full(len(self), ident, dtype=object))
 
     @classmethod
     def concat(cls, parts: Sequence[Records]) -> Records:

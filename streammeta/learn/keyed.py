@@ -57,10 +57,10 @@ class KeyedLearner(BatchResults):
     A key's open task is kept in its slot and stored in the shared task buffer as one closed task
     when it ends (at a boundary or an eviction), or once it holds the buffer's
     ``task_max_records`` (the buffer keeps a task's first records only: nothing changes but the
-    wait). Meta-updates run on the learner's schedule, at most one per micro-batch. Memory:
-    ``max_keys`` x (fast weights, optimizer state, ``task_max_records`` records). With
-    ``owns_learner`` (default) the wrapped learner is this class's alone and in its snapshots;
-    without, it also serves records without a key and saves its own state.
+    wait). Meta-updates run on the learner's schedule, at most one per micro-batch. Memory
+    (``store``, a :class:`KeyStore`: ``store.nbytes``): ``max_keys`` x (fast weights, optimizer
+    state, ``task_max_records`` records). With ``owns_learner`` (default) the wrapped learner is
+    this class's alone and in its snapshots; without, it also serves keyless records, saved apart.
     """
 
     def __init__(
@@ -96,7 +96,7 @@ class KeyedLearner(BatchResults):
         self._reset()
 
     def _reset(self) -> None:
-        self._store = KeyStore(
+        self.store = KeyStore(
             self.learner,
             max_keys=self.max_keys,
             segmenter=self.segmenter,
@@ -124,7 +124,7 @@ class KeyedLearner(BatchResults):
         if n == 0:
             self._out, self._loss, self._boundaries = self._out[:0], self._loss[:0], []
             return
-        store = self._store
+        store = self.store
         lay = store.assign(np.asarray(keys, dtype=str))
         lab = np.full(n, y is not None)
         if labelled is not None and y is not None:
@@ -183,7 +183,7 @@ class KeyedLearner(BatchResults):
         ``step_records`` records is an inner step of its key, in order, vmapped over the keys
         that have a step to take (as :class:`FastWeightLearner` steps one stream)."""
         k, keys = self.step_records, len(lay.keys)
-        store = self._store
+        store = self.store
         held = store.pend_n[lay.slots]
         slots = torch.from_numpy(lay.slots).to(self.device, non_blocking=True)
         pool_x = torch.cat([store.pend_x[slots].flatten(0, 1), x])
@@ -235,7 +235,7 @@ class KeyedLearner(BatchResults):
         part = np.zeros(len(lab), dtype=np.int64)  # a record's task, counted in the batch
         last = np.zeros(len(lay.keys), dtype=np.int64)
         for j, rec in enumerate(lay.records()):
-            segmenter = self._store.segmenters[int(lay.slots[j])]
+            segmenter = self.store.segmenters[int(lay.slots[j])]
             segmenter.update(values[rec], None if tasks is None else tasks[rec])
             cuts = segmenter.boundaries
             if cuts:
@@ -247,25 +247,25 @@ class KeyedLearner(BatchResults):
         self._boundaries.sort()
         cut = np.flatnonzero(last)
         if y is not None:
-            self._store.stage(lab & (part == 0) & (last[lay.inv] > 0), lay, x, y)
+            self.store.stage(lab & (part == 0) & (last[lay.inv] > 0), lay, x, y)
         for slot in lay.slots[cut].tolist():
-            self._store.close(slot)
+            self.store.close(slot)
         if y is not None:
             whole = lab & (part > 0) & (part < last[lay.inv])  # tasks opened and ended here
             for j, p in np.unique(np.stack([lay.inv[whole], part[whole]], 1), axis=0).tolist():
                 rec = np.flatnonzero(whole & (lay.inv == j) & (part == p))
                 index = torch.from_numpy(rec).to(self.device, non_blocking=True)
                 self.learner.trainer.add_task(x[index], y[index])
-        self._store.restart(params, state, torch.from_numpy(cut).to(self.device), fresh=False)
-        self._store.pend_n[lay.slots[cut]] = 0
+        self.store.restart(params, state, torch.from_numpy(cut).to(self.device), fresh=False)
+        self.store.pend_n[lay.slots[cut]] = 0
         return lab & (part == last[lay.inv])
 
     def weights(self, key: str) -> Params | None:
         """A copy of ``key``'s fast weights; ``None`` for a key not held."""
-        return self._store.weights(key)
+        return self.store.weights(key)
 
     def holds(self, key: str) -> bool:  # seen, and not evicted since
-        return key in self._store.slots
+        return key in self.store.slots
 
     def head_predict(self, out: Tensor) -> Tensor:
         return self.learner.head_predict(out)
@@ -276,9 +276,9 @@ class KeyedLearner(BatchResults):
         return list(self._boundaries)
 
     #: keys that hold fast weights now (at most ``max_keys``)
-    keys_held = property(lambda self: len(self._store.slots))
+    keys_held = property(lambda self: len(self.store.slots))
     #: keys evicted (least recently used, to make room) since the start
-    keys_evicted = property(lambda self: self._store.evicted)
+    keys_evicted = property(lambda self: self.store.evicted)
 
     model_version = property(lambda self: self.learner.model_version)
 
@@ -290,11 +290,11 @@ class KeyedLearner(BatchResults):
         """Everything needed to continue exactly; rows of held keys only (slots ``0..held-1``);
         the wrapped learner's state only if it ``owns_learner``."""
         own = {"learner": self.learner.snapshot()} if self.owns_learner else {}
-        return {**own, **copy_state(self._store.snapshot())}
+        return {**own, **copy_state(self.store.snapshot())}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a ``snapshot()``."""
         if self.owns_learner:
             self.learner.restore(state["learner"])
         self._reset()
-        self._store.restore(state)
+        self.store.restore(state)

@@ -155,6 +155,12 @@ class KeyStore:
             self.learner.trainer.add_task(self.task_x[slot, :n], self.task_y[slot, :n])
         self.task_len[slot] = 0
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-key tensors, allocated for ``max_keys`` keys."""
+        tensors = [*self.fast.values(), *self.state.values(), self.task_x, self.task_y]
+        return sum(t.element_size() * t.numel() for t in [*tensors, self.pend_x, self.pend_y])
+
     def weights(self, key: str) -> Params | None:
         """A copy of ``key``'s fast weights; ``None`` for a key not held."""
         slot = self.slots.get(key)

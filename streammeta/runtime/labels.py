@@ -20,15 +20,16 @@ segmenter and the adaptation tracker read that step's loss, in the order labels 
 >>> from streammeta.io.decode import Decoder
 >>> from streammeta.io.base import RawMessage
 >>> dec = Decoder(n_features=1, n_classes=2)
->>> msgs = [b'{"x": [3], "id": "a"}', b'{"id": "a", "y": 1}', b'{"id": "a", "y": 0}']
+>>> msgs = [b'{"x": [3], "id": "a"}', b'{"id": "a", "y": 1}', b'{"id": "a", "y": 0}',
+...         b'{"id": "b", "y": 1}', b'{"x": [4], "id": "b"}']
 >>> recs = dec.decode([RawMessage("in", 0, i, None, v, (), 0) for i, v in enumerate(msgs)]).records
 >>> join = LabelJoin(window=10, early_topics=["in"])  # labels on "in" may precede records
 >>> join.hold(recs.select(np.array([0])), y_hat=np.array([1]), proba=np.array([[0.2, 0.8]]))
 >>> joined, dead = join.join(recs.select(np.array([1, 2])))
 >>> joined.x.tolist(), joined.y.tolist(), [(d.offset, d.reason) for d in dead], join.hits
 ([[3.0]], [1], [(2, 'duplicate_label')], 1)
->>> _ = join.join(recs.select(np.array([1])).replace_id("b"))  # before its record: it waits
->>> join.hold(recs.select(np.array([0])).replace_id("b"), np.array([0]), np.array([[0.9, 0.1]]))
+>>> _ = join.join(recs.select(np.array([3])))  # before its record: it waits
+>>> join.hold(recs.select(np.array([4])), np.array([0]), np.array([[0.9, 0.1]]))
 >>> joined, _ = join.join(recs.select(np.array([], dtype=int)))  # now its record came
 >>> joined.id.tolist(), join.joined, join.hits
 (['b'], 2, 1)

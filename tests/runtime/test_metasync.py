@@ -28,7 +28,7 @@ class TopicReader:
         self.up = True
 
     def assign(self, partitions: Iterable[Partition]) -> None:
-        pass
+        """One partition, always read from where it stands: nothing to assign."""
 
     def partitions(self, topic: str) -> list[int]:
         return [0]
@@ -48,7 +48,7 @@ class TopicReader:
         return out
 
     def close(self, timeout_s: float = 30.0) -> None:
-        pass
+        """Nothing held open."""
 
 
 def _learner(seed: int) -> MetaLearner:

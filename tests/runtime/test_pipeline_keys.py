@@ -59,7 +59,7 @@ def test_least_recently_used_key_is_evicted_and_returns_fresh() -> None:
     assert figures["keys_evicted"] > 0
     assert pipe.keys is not None
     keyed = pipe.keys.keyed
-    init = keyed._store.init()  # what a returning key starts from
+    init = keyed.store.init()  # what a returning key starts from
     one = Batch(
         x=np.zeros((1, 4), np.float32), y=np.zeros(1, np.int64), labelled=np.zeros(1, bool),
         key=np.array(["never-seen"], dtype=object),

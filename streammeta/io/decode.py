@@ -63,7 +63,7 @@ from streammeta.io.features import Features
 from streammeta.io.labels import Labels
 from streammeta.io.messages import Split, split_messages
 from streammeta.io.problems import Dead, Problem, dead_letter, failure
-from streammeta.io.records import Decoded, Records
+from streammeta.io.records import Decoded, Records, default_ids
 from streammeta.io.targets import targets
 
 __all__ = ["Decoder"]
@@ -195,13 +195,10 @@ class Decoder:
         idx = np.asarray(index, np.int32)[keep]
         given = objects(columns["id"], keep).tolist()
         if None in given:
-            places = zip(
-                topic.tolist(), partition.tolist(), offset.tolist(), idx.tolist(), strict=True
+            defaults = default_ids(
+                topic.tolist(), partition.tolist(), offset.tolist(), idx.tolist()
             )
-            given = [
-                v if v is not None else f"{t}:{p}:{o}:{i}" if i >= 0 else f"{t}:{p}:{o}"
-                for v, (t, p, o, i) in zip(given, places, strict=True)
-            ]
+            given = [d if v is None else v for v, d in zip(given, defaults, strict=True)]
         ts = columns["ts"][keep]
         y = columns["y"][keep]
         return Records(

@@ -32,6 +32,7 @@ __all__ = [
     "DeadLetter",
     "Decoded",
     "Records",
+    "default_ids",
 ]
 
 #: Reason codes of dead letters.
@@ -145,6 +146,19 @@ def _cap(data: bytes, limit: int) -> bytes:
 def _size(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
     """Bytes a record's key and headers take (names and values)."""
     return len(key or b"") + sum(len(name) + len(value) for name, value in headers)
+
+
+def default_ids(
+    topic: Sequence[str], partition: Sequence[int], offset: Sequence[int], index: Sequence[int]
+) -> list[str]:
+    """The ids of records that carry none: ``topic:partition:offset``, and ``:index`` in a
+    batch message (``index`` -1 for a message holding one object).
+
+    >>> default_ids(["in", "in"], [0, 2], [7, 8], [-1, 3])
+    ['in:0:7', 'in:2:8:3']
+    """
+    places = zip(topic, partition, offset, index, strict=True)
+    return [f"{t}:{p}:{o}:{i}" if i >= 0 else f"{t}:{p}:{o}" for t, p, o, i in places]
 
 
 @dataclass(frozen=True)

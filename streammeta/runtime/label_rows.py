@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from streammeta.io.base import RawMessage
-from streammeta.io.records import DeadLetter, Records
+from streammeta.io.records import DeadLetter, Records, default_ids
 
 __all__ = ["as_records", "as_row", "completed", "dtypes_of", "given_ids", "letter", "why"]
 
@@ -51,11 +51,8 @@ def as_row(labels: Records, i: int, messages: Sequence[RawMessage]) -> dict[str,
 def given_ids(r: Records) -> np.ndarray:
     """Whether each record carried an ``id`` of its own (not the default
     ``topic:partition:offset[:index]`` the decoder fills in)."""
-    default = [
-        f"{t}:{p}:{o}" if i < 0 else f"{t}:{p}:{o}:{i}"
-        for t, p, o, i in zip(r.topic, r.partition.tolist(), r.offset.tolist(), r.index.tolist(),
-                              strict=True)
-    ]  # fmt: skip
+    default = default_ids(r.topic.tolist(), r.partition.tolist(), r.offset.tolist(),
+                          r.index.tolist())  # fmt: skip
     return np.array([v != d for v, d in zip(r.id.tolist(), default, strict=True)], dtype=bool)
 
 
